@@ -1,0 +1,73 @@
+"""Learned neighbour kernels q on embeddings, as unnormalised log affinities."""
+
+import torch
+
+LEARNED_KERNELS = ("student_t", "gaussian", "cosine")
+
+#: Kernels that are a function of the squared embedding distance alone; the
+#: exact objective has a closed-form gradient for them.
+DISTANCE_KERNELS = ("student_t", "gaussian")
+
+
+def squared_distances(Y):
+    """Pairwise squared Euclidean distances of the rows of ``Y``.
+
+    ``Y`` is centred first: the distances do not change, and the expansion
+    ``|a|^2 + |b|^2 - 2 a.b`` loses less precision near the origin.
+    """
+    Yc = Y - Y.mean(0, keepdim=True)
+    sq = (Yc * Yc).sum(1, keepdim=True)
+    return torch.addmm(sq + sq.T, Yc, Yc.T, alpha=-2.0).clamp_min(0.0)
+
+
+def log_kernel_matrix(Y, kernel, dof=1.0, temperature=0.5):
+    """Unnormalised log affinities ``log k(y_i, y_j)`` between all embeddings.
+
+    Parameters
+    ----------
+    Y : torch.Tensor of shape (n, n_components)
+        Embeddings.
+    kernel : {"student_t", "gaussian", "cosine"}
+        ``student_t``: ``(1 + d^2 / dof)^(-(dof + 1) / 2)``, the Cauchy kernel
+        of t-SNE when ``dof=1``; ``gaussian``: ``exp(-d^2)`` as in SNE;
+        ``cosine``: ``exp(cos(y_i, y_j) / temperature)`` as in InfoNCE.
+    dof : float, default=1.0
+        Degrees of freedom of the Student-t kernel.
+    temperature : float, default=0.5
+        Temperature of the cosine kernel.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Log affinities; the diagonal is left to the caller to mask.
+    """
+    if kernel == "student_t":
+        return -0.5 * (dof + 1.0) * torch.log1p(squared_distances(Y) / dof)
+    if kernel == "gaussian":
+        return -squared_distances(Y)
+    if kernel == "cosine":
+        Yn = Y / Y.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return (Yn @ Yn.T) / temperature
+    raise ValueError(f"Unknown learned kernel {kernel!r}; expected one of {LEARNED_KERNELS}.")
+
+
+def distance_kernel_terms(kernel, dof):
+    """Split a distance kernel into the pieces its closed-form gradient needs.
+
+    For ``student_t`` the kernel base is ``b = 1 / (1 + d^2 / dof)``; the
+    kernel is ``k = b^((dof + 1) / 2)`` and ``w = -d log k / d(d^2) = c b``
+    with ``c = (dof + 1) / (2 dof)``. For ``gaussian`` the base is ``k``
+    itself and ``w = 1``.
+
+    Returns
+    -------
+    k_power : float
+        Exponent turning ``base`` into ``k``.
+    kw_power : float
+        Exponent turning ``base`` into ``k w / c``.
+    c : float
+        Constant factor of ``w``.
+    """
+    if kernel == "student_t":
+        return 0.5 * (dof + 1.0), 0.5 * (dof + 3.0), 0.5 * (dof + 1.0) / dof
+    return 1.0, 1.0, 1.0

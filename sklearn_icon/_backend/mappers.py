@@ -1,0 +1,130 @@
+"""Mappers f: the functions whose outputs the learned kernel compares.
+
+``table`` is a free vector per training sample (non-parametric, as in
+t-SNE); ``linear`` and ``mlp`` are functions of the input, so they embed
+new points too. All parameters are initialised from a local
+``torch.Generator``; torch's global seed is never touched.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+MAPPERS = ("table", "linear", "mlp")
+
+
+class TableMapper(nn.Module):
+    """One free embedding vector per training sample.
+
+    Parameters
+    ----------
+    init : torch.Tensor of shape (n_samples, n_components)
+        Initial embedding.
+    """
+
+    def __init__(self, init):
+        super().__init__()
+        self.embedding = nn.Parameter(init.clone())
+
+    def forward(self, X=None):
+        """Return the embedding of the training samples; ``X`` is ignored."""
+        return self.embedding
+
+
+def _uniform_(tensor, bound, generator):
+    with torch.no_grad():
+        tensor.uniform_(-bound, bound, generator=generator)
+
+
+def _linear_layer(n_in, n_out, generator, dtype, device):
+    """``nn.Linear`` with PyTorch's default initialisation, drawn from ``generator``."""
+    layer = nn.Linear(n_in, n_out, dtype=dtype, device=device)
+    bound = 1.0 / math.sqrt(n_in)
+    _uniform_(layer.weight, bound, generator)
+    _uniform_(layer.bias, bound, generator)
+    return layer
+
+
+def make_mapper(
+    name,
+    *,
+    n_features,
+    n_components,
+    init=None,
+    projection=None,
+    hidden_layer_sizes=(100,),
+    generator=None,
+    dtype=torch.float32,
+    device="cpu",
+):
+    """Build a mapper module.
+
+    Parameters
+    ----------
+    name : {"table", "linear", "mlp"}
+    n_features : int
+        Input dimension (unused by ``table``).
+    n_components : int
+        Output dimension.
+    init : torch.Tensor of shape (n_samples, n_components), optional
+        Initial embedding; required by ``table``.
+    projection : torch.Tensor of shape (n_features, n_components), optional
+        Initial weight of the ``linear`` mapper (e.g. the principal axes);
+        random when None.
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Widths of the hidden ReLU layers of ``mlp``.
+    generator : torch.Generator, optional
+        Source of the random initialisation.
+    dtype : torch.dtype, default=torch.float32
+    device : str or torch.device, default="cpu"
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    if name == "table":
+        return TableMapper(init.to(dtype=dtype, device=device))
+    if name == "linear":
+        layer = _linear_layer(n_features, n_components, generator, dtype, device)
+        if projection is not None:
+            with torch.no_grad():
+                layer.weight.copy_(projection.T)
+                layer.bias.zero_()
+        return layer
+    if name == "mlp":
+        widths = (n_features, *hidden_layer_sizes, n_components)
+        layers = []
+        for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(_linear_layer(n_in, n_out, generator, dtype, device))
+            if i < len(widths) - 2:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers)
+    raise ValueError(f"Unknown mapper {name!r}; expected one of {MAPPERS}.")
+
+
+def principal_axes(X, n_components):
+    """Top principal axes of ``X``, with a deterministic sign.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+    n_components : int
+
+    Returns
+    -------
+    torch.Tensor of shape (n_features, n_components)
+        Orthonormal columns, largest variance first; each column's entry of
+        largest magnitude is positive (as scikit-learn's ``svd_flip``).
+    """
+    Xc = (X - X.mean(0, keepdim=True)).to(torch.float64)
+    if Xc.shape[1] <= Xc.shape[0]:
+        _, vectors = torch.linalg.eigh(Xc.T @ Xc)
+        axes = vectors.flip(1)[:, :n_components]
+    else:
+        _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
+        axes = Vh[:n_components].T
+    pivot = axes.abs().argmax(0)
+    signs = torch.sign(axes[pivot, torch.arange(axes.shape[1])])
+    signs[signs == 0] = 1.0
+    return (axes * signs).to(X.dtype)

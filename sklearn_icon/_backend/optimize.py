@@ -1,0 +1,243 @@
+"""Optimisation loops for the exact, full-batch I-Con loss.
+
+An *objective* here is a callable ``objective(Y, exaggeration, compute_loss)``
+returning ``(loss, grad)`` for embeddings ``Y``: the closed-form
+:class:`~sklearn_icon._backend.loss.DistanceKernelObjective`, or
+:class:`AutogradObjective` for any kernel. ``exaggeration`` multiplies the
+attraction to ``p`` (t-SNE's early exaggeration); the loss reported is always
+the plain one.
+"""
+
+import math
+import time
+
+import torch
+
+from .learned import log_kernel_matrix
+from .loss import log_q_from_log_kernel
+from .supervisory import debias
+
+#: Iterations between host-side checks (progress, convergence, NaN).
+N_ITER_CHECK = 50
+
+
+class AutogradObjective:
+    """Exact I-Con loss and its gradient by autograd, for any learned kernel.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), dense or sparse COO
+        Supervisory distribution in the chosen normalisation.
+    kernel : {"student_t", "gaussian", "cosine"}
+    normalization : {"joint", "conditional"}
+    alpha, alpha_q : float, default=0.0
+        Debiasing of ``p`` and of ``q``.
+    dof, temperature : float
+        Kernel parameters.
+    """
+
+    def __init__(self, P, kernel, normalization, alpha=0.0, alpha_q=0.0, dof=1.0, temperature=0.5):
+        P = debias(P, alpha, normalization)
+        self.P = P.to_dense() if P.is_sparse else P
+        self.entropy = float(torch.special.xlogy(self.P, self.P).sum())
+        self.support = self.P > 0
+        self.kernel, self.normalization = kernel, normalization
+        self.alpha_q, self.dof, self.temperature = alpha_q, dof, temperature
+
+    def terms(self, Y):
+        """Cross-entropy ``-sum p log q`` and the log-normaliser term, per anchor mean if conditional."""
+        n = Y.shape[0]
+        log_k = log_kernel_matrix(Y, self.kernel, dof=self.dof, temperature=self.temperature)
+        log_q = log_q_from_log_kernel(log_k, self.normalization, self.alpha_q)
+        safe = torch.where(self.support, log_q, torch.zeros_like(log_q))
+        cross_entropy = -(self.P * safe).sum()
+        masked = log_k.masked_fill(torch.eye(n, dtype=torch.bool, device=Y.device), -math.inf)
+        if self.normalization == "conditional":
+            log_norm = torch.logsumexp(masked, dim=1).sum() / n
+            cross_entropy = cross_entropy / n
+        else:
+            log_norm = torch.logsumexp(masked.reshape(-1), dim=0)
+        return cross_entropy, log_norm
+
+    def loss(self, Y):
+        """The exact loss at ``Y`` (a scalar tensor)."""
+        with torch.no_grad():
+            cross_entropy, _ = self.terms(Y)
+        return cross_entropy + self.entropy * (1.0 if self.normalization == "joint" else 1.0 / Y.shape[0])
+
+    def __call__(self, Y, exaggeration=1.0, compute_loss=True):
+        """Loss and gradient at ``Y``; see the module docstring."""
+        with torch.enable_grad():
+            Y = Y.detach().requires_grad_(True)
+            cross_entropy, log_norm = self.terms(Y)
+            # Exaggeration scales the attraction only, as in t-SNE: the
+            # normaliser keeps weight one.
+            surrogate = exaggeration * cross_entropy - (exaggeration - 1.0) * log_norm
+            (grad,) = torch.autograd.grad(surrogate, Y)
+        scale = 1.0 if self.normalization == "joint" else 1.0 / Y.shape[0]
+        loss = cross_entropy.detach() + self.entropy * scale
+        return loss, grad
+
+
+def learning_rate_auto(n_samples, early_exaggeration):
+    """scikit-learn's ``learning_rate="auto"`` for t-SNE: ``max(n / ee / 4, 50)``."""
+    return max(n_samples / early_exaggeration / 4.0, 50.0)
+
+
+class DivergedError(FloatingPointError):
+    """The loss became NaN or infinite during optimisation."""
+
+
+def _check_finite(loss, iteration, hint):
+    if not math.isfinite(loss):
+        raise DivergedError(
+            f"The loss became {loss} at iteration {iteration}. Likely causes: {hint}."
+        )
+
+
+def _report(verbose, prefix, iteration, loss, grad_norm, seconds):
+    if verbose:
+        print(
+            f"[{prefix}] Iteration {iteration}: loss = {loss:.7f}, "
+            f"gradient norm = {grad_norm:.7f} ({seconds:.2f}s)",
+            flush=True,
+        )
+
+
+def gradient_descent(
+    objective,
+    Y,
+    *,
+    max_iter=1000,
+    learning_rate=200.0,
+    early_exaggeration=12.0,
+    early_exaggeration_iter=250,
+    momentum=(0.5, 0.8),
+    min_gain=0.01,
+    min_grad_norm=1e-7,
+    n_iter_without_progress=300,
+    verbose=0,
+    prefix="IConEmbedding",
+):
+    """t-SNE's optimiser: momentum, per-coordinate gains, early exaggeration.
+
+    The schedule follows scikit-learn's ``TSNE``: ``early_exaggeration_iter``
+    iterations with exaggerated ``p`` and the first momentum, then the plain
+    loss with the second momentum, gains and velocity reset between the
+    phases. The second phase stops early when the gradient norm falls below
+    ``min_grad_norm`` or the loss has not improved for
+    ``n_iter_without_progress`` iterations.
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(Y, exaggeration, compute_loss) -> (loss, grad)``.
+    Y : torch.Tensor of shape (n, n_components)
+        Initial embedding; not modified.
+
+    Returns
+    -------
+    Y : torch.Tensor
+        Final embedding.
+    losses : torch.Tensor
+        Loss (without exaggeration) every ``N_ITER_CHECK`` iterations, then
+        the loss of the returned embedding.
+    n_iter : int
+        Iterations run.
+    """
+    Y = Y.clone()
+    losses = []
+    exploration = min(early_exaggeration_iter, max_iter)
+    tic = time.perf_counter()
+    best_loss, best_iter = math.inf, 0
+    hint = "a learning_rate too large, or input with extreme values or scale"
+    it = 0
+    for phase_end, exaggeration, mom in (
+        (exploration, early_exaggeration, momentum[0]),
+        (max_iter, 1.0, momentum[1]),
+    ):
+        velocity = torch.zeros_like(Y)
+        gains = torch.ones_like(Y)
+        while it < phase_end:
+            checkpoint = (it + 1) % N_ITER_CHECK == 0
+            loss, grad = objective(Y, exaggeration, checkpoint)
+            same_direction = velocity * grad < 0
+            gains = torch.where(same_direction, gains + 0.2, gains * 0.8).clamp_min_(min_gain)
+            velocity.mul_(mom).sub_(learning_rate * gains * grad)
+            Y += velocity
+            it += 1
+            if checkpoint:
+                losses.append(loss)
+                loss_value = float(loss)
+                _check_finite(loss_value, it, hint)
+                grad_norm = float(torch.linalg.vector_norm(grad))
+                _report(verbose, prefix, it, loss_value, grad_norm, time.perf_counter() - tic)
+                if exaggeration != 1.0:
+                    continue
+                if loss_value < best_loss:
+                    best_loss, best_iter = loss_value, it
+                elif it - best_iter > n_iter_without_progress:
+                    break
+                if grad_norm <= min_grad_norm:
+                    break
+    final = float(objective.loss(Y))
+    if not (math.isfinite(final) and bool(torch.isfinite(Y).all())):
+        raise DivergedError(f"The embedding became non-finite. Likely causes: {hint}.")
+    losses.append(final)
+    return Y, torch.tensor([float(v) for v in losses], dtype=torch.float64), it
+
+
+def adam_descent(
+    mapper,
+    X,
+    objective,
+    *,
+    max_iter=1000,
+    learning_rate=1e-3,
+    early_exaggeration=12.0,
+    early_exaggeration_iter=250,
+    verbose=0,
+    prefix="IConEmbedding",
+):
+    """Full-batch Adam on a parametric mapper's weights.
+
+    The objective's gradient with respect to the embeddings ``f(X)`` is
+    pushed back through the mapper, so a closed-form objective still trains
+    any ``torch.nn.Module``.
+
+    Parameters
+    ----------
+    mapper : torch.nn.Module
+        Trained in place.
+    X : torch.Tensor of shape (n, n_features)
+    objective : callable
+        ``objective(Y, exaggeration, compute_loss) -> (loss, grad)``.
+
+    Returns
+    -------
+    losses : torch.Tensor
+        Loss every ``N_ITER_CHECK`` iterations, then that of the final mapper.
+    n_iter : int
+    """
+    optimizer = torch.optim.Adam(mapper.parameters(), lr=learning_rate)
+    losses = []
+    tic = time.perf_counter()
+    hint = "a learning_rate too large for Adam, or input with extreme values"
+    for it in range(1, max_iter + 1):
+        exaggeration = early_exaggeration if it <= early_exaggeration_iter else 1.0
+        checkpoint = it % N_ITER_CHECK == 0
+        optimizer.zero_grad(set_to_none=True)
+        Y = mapper(X)
+        loss, grad = objective(Y.detach(), exaggeration, checkpoint)
+        Y.backward(grad)
+        optimizer.step()
+        if checkpoint:
+            losses.append(loss)
+            loss_value = float(loss)
+            _check_finite(loss_value, it, hint)
+            _report(verbose, prefix, it, loss_value, float(torch.linalg.vector_norm(grad)), time.perf_counter() - tic)
+    with torch.no_grad():
+        final = float(objective.loss(mapper(X)))
+    _check_finite(final, max_iter, hint)
+    losses.append(final)
+    return torch.tensor([float(v) for v in losses], dtype=torch.float64), max_iter

@@ -1,0 +1,347 @@
+"""Supervisory neighbour distributions p(j|i), built from the input data.
+
+Every function here takes and returns torch tensors and knows nothing of
+scikit-learn. A supervisory distribution is returned either as a dense
+``(n, n)`` tensor or as a coalesced sparse COO tensor; in both cases row ``i``
+holds ``p(.|i)`` and the diagonal is zero, since a point is never its own
+neighbour.
+"""
+
+import math
+
+import torch
+
+SUPERVISORY_KERNELS = ("gaussian", "student_t", "knn", "precomputed")
+METRICS = ("euclidean", "sqeuclidean", "cosine", "manhattan", "precomputed")
+
+
+def kernel_input_distances(X, Z, metric):
+    """Return the distances a supervisory kernel is evaluated on.
+
+    As in t-SNE, the Euclidean metric is squared before it enters the
+    kernel, so ``metric="euclidean"`` and ``metric="sqeuclidean"`` give the
+    same affinities.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_a, n_features)
+        Query points.
+    Z : torch.Tensor of shape (n_b, n_features)
+        Reference points.
+    metric : {"euclidean", "sqeuclidean", "cosine", "manhattan"}
+        Input-space metric.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_a, n_b)
+        Non-negative kernel inputs.
+    """
+    if metric in ("euclidean", "sqeuclidean"):
+        sq = (X * X).sum(1, keepdim=True)
+        sq_z = (Z * Z).sum(1, keepdim=True)
+        dist = torch.addmm(sq + sq_z.T, X, Z.T, alpha=-2.0)
+        return dist.clamp_min_(0.0)
+    if metric == "cosine":
+        Xn = X / X.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        Zn = Z / Z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return (1.0 - Xn @ Zn.T).clamp_min_(0.0)
+    if metric == "manhattan":
+        return torch.cdist(X, Z, p=1.0)
+    raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS}.")
+
+
+def nearest_neighbors(X, n_neighbors, metric="euclidean", block_size=1024):
+    """Exact nearest neighbours of every point, excluding the point itself.
+
+    Distances are computed in row blocks so memory stays
+    ``O(block_size * n)`` rather than ``O(n^2)``.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, n_features) or (n, n)
+        Data, or a square distance matrix when ``metric="precomputed"``.
+    n_neighbors : int
+        Number of neighbours to return, at most ``n - 1``.
+    metric : str, default="euclidean"
+        One of :data:`METRICS`.
+    block_size : int, default=1024
+        Rows per distance block.
+
+    Returns
+    -------
+    dist : torch.Tensor of shape (n, n_neighbors)
+        Kernel inputs (squared for the Euclidean metric), ascending per row.
+    idx : torch.Tensor of shape (n, n_neighbors)
+        Indices of the neighbours.
+    """
+    n = X.shape[0]
+    if not 1 <= n_neighbors <= n - 1:
+        raise ValueError(
+            f"n_neighbors={n_neighbors} must be between 1 and n_samples - 1 = {n - 1}."
+        )
+    dists, idxs = [], []
+    for start in range(0, n, block_size):
+        stop = min(n, start + block_size)
+        if metric == "precomputed":
+            block = X[start:stop].clone()
+        else:
+            block = kernel_input_distances(X[start:stop], X, metric)
+        rows = torch.arange(start, stop, device=X.device)
+        block[rows - start, rows] = math.inf
+        d, i = torch.topk(block, n_neighbors, dim=1, largest=False, sorted=True)
+        dists.append(d)
+        idxs.append(i)
+    return torch.cat(dists), torch.cat(idxs)
+
+
+def _log_kernel(dist, precision, kernel):
+    """Unnormalised log affinities of a supervisory kernel at a precision."""
+    if kernel == "gaussian":
+        return -precision * dist
+    if kernel == "student_t":
+        return -torch.log1p(precision * dist)
+    raise ValueError(f"Kernel {kernel!r} has no bandwidth to calibrate.")
+
+
+def calibrate_to_perplexity(dist, perplexity, kernel="gaussian", tol=1e-5, max_iter=100):
+    """Per-point bandwidths that give each row the requested perplexity.
+
+    A vectorised bisection on the precision ``beta_i`` of every row at once,
+    as t-SNE does: ``p(j|i)`` is proportional to ``exp(-beta_i d_ij)`` for the
+    Gaussian kernel and to ``1 / (1 + beta_i d_ij)`` for the Student-t
+    (Cauchy) kernel, and ``beta_i`` is chosen so that the entropy of
+    ``p(.|i)`` equals ``log(perplexity)``. Computed in float64.
+
+    Parameters
+    ----------
+    dist : torch.Tensor of shape (n, k)
+        Kernel inputs from each point to its candidate neighbours; ``inf``
+        marks a non-neighbour.
+    perplexity : float
+        Target perplexity, smaller than ``k``.
+    kernel : {"gaussian", "student_t"}, default="gaussian"
+        Kernel shape.
+    tol : float, default=1e-5
+        Tolerance on the entropy, in nats.
+    max_iter : int, default=100
+        Bisection steps.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, k)
+        Row-stochastic conditional probabilities, in ``dist``'s dtype.
+    """
+    d = dist.to(torch.float64)
+    n = d.shape[0]
+    target = math.log(perplexity)
+    beta = torch.ones(n, dtype=torch.float64, device=d.device)
+    lo = torch.zeros_like(beta)
+    hi = torch.full_like(beta, math.inf)
+    for _ in range(max_iter):
+        log_p = torch.log_softmax(_log_kernel(d, beta[:, None], kernel), dim=1)
+        entropy = -torch.special.xlogy(log_p.exp(), log_p.exp()).sum(1)
+        diff = entropy - target
+        if bool((diff.abs() <= tol).all()):
+            break
+        too_flat = diff > 0
+        lo = torch.where(too_flat, beta, lo)
+        hi = torch.where(too_flat, hi, beta)
+        beta = torch.where(
+            torch.isinf(hi), beta * 2.0, (lo + hi) / 2.0
+        )
+    log_p = torch.log_softmax(_log_kernel(d, beta[:, None], kernel), dim=1)
+    return log_p.exp().to(dist.dtype)
+
+
+def fixed_bandwidth_affinity(dist, bandwidth, kernel="gaussian"):
+    """Conditional affinities with one bandwidth shared by all points.
+
+    Parameters
+    ----------
+    dist : torch.Tensor of shape (n, k)
+        Kernel inputs; ``inf`` marks a non-neighbour (e.g. the point itself).
+    bandwidth : float
+        ``sigma``: the Gaussian is ``exp(-d / (2 sigma^2))``, the Student-t
+        (Cauchy) kernel ``1 / (1 + d / sigma^2)``.
+    kernel : {"gaussian", "student_t"}, default="gaussian"
+
+    Returns
+    -------
+    torch.Tensor of shape (n, k)
+        Row-stochastic conditional probabilities.
+    """
+    precision = 1.0 / (2.0 * bandwidth**2) if kernel == "gaussian" else 1.0 / bandwidth**2
+    return torch.softmax(_log_kernel(dist, precision, kernel), dim=1)
+
+
+def rows_to_sparse(values, idx, n):
+    """Sparse COO matrix whose row ``i`` holds ``values[i]`` at ``idx[i]``."""
+    k = idx.shape[1]
+    rows = torch.arange(n, device=idx.device).repeat_interleave(k)
+    indices = torch.stack([rows, idx.reshape(-1)])
+    return torch.sparse_coo_tensor(indices, values.reshape(-1), (n, n)).coalesce()
+
+
+def uniform_knn_affinity(idx, n):
+    """``p(j|i) = 1 / k`` over the ``k`` nearest neighbours of ``i``."""
+    k = idx.shape[1]
+    values = torch.full(idx.shape, 1.0 / k, dtype=torch.float64, device=idx.device)
+    return rows_to_sparse(values, idx, n)
+
+
+def normalize_rows(A):
+    """Turn a non-negative affinity matrix into conditional distributions.
+
+    The diagonal is dropped first. Dense input stays dense, sparse stays
+    sparse.
+
+    Parameters
+    ----------
+    A : torch.Tensor of shape (n, n), dense or sparse COO
+        Non-negative affinities.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Row-stochastic ``p(j|i)`` with a zero diagonal.
+
+    Raises
+    ------
+    ValueError
+        If some row has no mass outside the diagonal.
+    """
+    n = A.shape[0]
+    if A.is_sparse:
+        A = A.coalesce()
+        ind, val = A.indices(), A.values()
+        keep = ind[0] != ind[1]
+        ind, val = ind[:, keep], val[keep]
+        row_mass = torch.zeros(n, dtype=val.dtype, device=val.device).index_add_(0, ind[0], val)
+    else:
+        A = A.clone()
+        A.fill_diagonal_(0.0)
+        row_mass = A.sum(1)
+    empty = torch.nonzero(row_mass <= 0).flatten()
+    if empty.numel():
+        raise ValueError(
+            f"{empty.numel()} row(s) of the affinity matrix have no mass outside "
+            f"the diagonal (first: row {int(empty[0])}); every point needs at "
+            "least one neighbour with positive affinity."
+        )
+    if A.is_sparse:
+        return torch.sparse_coo_tensor(ind, val / row_mass[ind[0]], (n, n)).coalesce()
+    return A / row_mass[:, None]
+
+
+def symmetrize_joint(P):
+    """t-SNE's joint distribution ``(p(j|i) + p(i|j)) / 2n`` from conditionals.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), dense or sparse COO
+        Row-stochastic conditional distributions.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Symmetric, summing to one over all entries; same layout as ``P``.
+    """
+    n = P.shape[0]
+    joint = P + P.transpose(0, 1)
+    if joint.is_sparse:
+        joint = joint.coalesce()
+        return torch.sparse_coo_tensor(joint.indices(), joint.values() / (2.0 * n), (n, n)).coalesce()
+    return joint / (2.0 * n)
+
+
+def uniform_mass(n, normalization):
+    """Probability the uniform distribution puts on one off-diagonal entry.
+
+    A point is never its own neighbour, so the uniform distribution spreads
+    over the ``n - 1`` other points of a row (``normalization="conditional"``)
+    or over all ``n (n - 1)`` ordered pairs (``normalization="joint"``).
+    """
+    return 1.0 / (n - 1) if normalization == "conditional" else 1.0 / (n * (n - 1))
+
+
+def debias(P, alpha, normalization):
+    """Mix a supervisory distribution with the uniform one: ``(1-a) p + a u``.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), dense or sparse COO
+    alpha : float in [0, 1]
+    normalization : {"conditional", "joint"}
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Dense when ``alpha > 0`` (the uniform part touches every pair), else ``P``.
+    """
+    if alpha == 0:
+        return P
+    n = P.shape[0]
+    dense = P.to_dense() if P.is_sparse else P
+    out = (1.0 - alpha) * dense + alpha * uniform_mass(n, normalization)
+    out.fill_diagonal_(0.0)
+    return out
+
+
+def supervisory_distribution(
+    X,
+    *,
+    kernel="gaussian",
+    normalization="joint",
+    metric="euclidean",
+    perplexity=30.0,
+    n_neighbors=15,
+    bandwidth=None,
+):
+    """Build the supervisory distribution ``p`` of a data set.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, n_features) or (n, n)
+        Data; a square distance matrix when ``metric="precomputed"``; a
+        square affinity matrix (dense or sparse COO) when
+        ``kernel="precomputed"``.
+    kernel : {"gaussian", "student_t", "knn", "precomputed"}, default="gaussian"
+        ``gaussian`` and ``student_t`` calibrate a bandwidth per point to the
+        ``perplexity`` over its ``min(n - 1, 3 perplexity + 1)`` nearest
+        neighbours, as scikit-learn's Barnes-Hut t-SNE and openTSNE do, or
+        use one fixed ``bandwidth`` over all points; ``knn`` is uniform over
+        the ``n_neighbors`` nearest neighbours; ``precomputed`` normalises
+        the user's affinities.
+    normalization : {"joint", "conditional"}, default="joint"
+        ``joint`` symmetrises into t-SNE's joint distribution.
+    metric : str, default="euclidean"
+        One of :data:`METRICS`.
+    perplexity : float, default=30.0
+    n_neighbors : int, default=15
+    bandwidth : float or None, default=None
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Sparse COO when built from neighbours, dense for a fixed bandwidth
+        or dense precomputed affinities.
+    """
+    n = X.shape[0]
+    if kernel == "precomputed":
+        P = normalize_rows(X)
+    elif kernel == "knn":
+        _, idx = nearest_neighbors(X, n_neighbors, metric)
+        P = uniform_knn_affinity(idx, n).to(X.dtype)
+    elif kernel not in ("gaussian", "student_t"):
+        raise ValueError(f"Unknown supervisory kernel {kernel!r}; expected one of {SUPERVISORY_KERNELS}.")
+    elif bandwidth is None:
+        k = min(n - 1, int(3.0 * perplexity + 1))
+        dist, idx = nearest_neighbors(X, k, metric)
+        P = rows_to_sparse(calibrate_to_perplexity(dist, perplexity, kernel), idx, n)
+    else:
+        dist = X.clone() if metric == "precomputed" else kernel_input_distances(X, X, metric)
+        dist.fill_diagonal_(math.inf)
+        P = fixed_bandwidth_affinity(dist, bandwidth, kernel)
+    if normalization == "joint":
+        P = symmetrize_joint(P)
+    return P

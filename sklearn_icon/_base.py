@@ -1,0 +1,86 @@
+"""Helpers shared by the estimators: device, seeds, memory and input scaling."""
+
+import os
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
+
+DEVICE_CONSTRAINT = [StrOptions({"auto", "cpu", "cuda"})]
+
+
+def resolve_device(device):
+    """Turn ``"auto"`` into ``"cuda"`` when a GPU is present, else ``"cpu"``.
+
+    Raises
+    ------
+    ValueError
+        If ``"cuda"`` is asked for on a machine without one.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but no CUDA device is available; use device='auto' or 'cpu'.")
+    return torch.device(device)
+
+
+def make_generator(random_state):
+    """A fresh CPU ``torch.Generator`` seeded from ``random_state``.
+
+    torch's global seed is never touched, so fits do not disturb the user's
+    own random streams; the same ``random_state`` gives the same seed.
+    """
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    return torch.Generator(device="cpu").manual_seed(int(seed))
+
+
+def available_memory(device):
+    """Bytes that can still be allocated on ``device`` (best effort)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(n_bytes, device, what, remedy):
+    """Refuse a fit, before allocating, that would need more memory than exists.
+
+    Parameters
+    ----------
+    n_bytes : int
+        Estimated peak allocation.
+    device : torch.device
+    what : str
+        What needs the memory, for the message.
+    remedy : str
+        What the user can change, for the message.
+
+    Raises
+    ------
+    MemoryError
+    """
+    free = available_memory(device)
+    if free is not None and n_bytes > free:
+        raise MemoryError(
+            f"{what} needs about {n_bytes / 2**30:.1f} GiB but only "
+            f"{free / 2**30:.1f} GiB is available on {device.type}. {remedy}"
+        )
+
+
+def fit_standardizer(X):
+    """Per-feature mean and scale; constant features get scale one."""
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale == 0] = 1.0
+    return mean, scale

@@ -1,0 +1,487 @@
+"""IConEmbedding: a drop-in for ``sklearn.manifold.TSNE`` built on the I-Con loss."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._backend.learned import DISTANCE_KERNELS, LEARNED_KERNELS
+from ._backend.loss import NORMALIZATIONS, DistanceKernelObjective
+from ._backend.mappers import MAPPERS, make_mapper, principal_axes
+from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent, learning_rate_auto
+from ._backend.supervisory import METRICS, SUPERVISORY_KERNELS, supervisory_distribution
+from ._base import DEVICE_CONSTRAINT, check_memory, fit_standardizer, make_generator, resolve_device
+
+#: ``n x n`` float buffers held at once by the closed-form and autograd paths.
+_BUFFERS_CLOSED_FORM = 2
+_BUFFERS_AUTOGRAD = 8
+
+
+def _is_parametric(estimator):
+    return estimator.mapper != "table"
+
+
+class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Neighbour embedding by the I-Con loss; with the defaults, t-SNE.
+
+    Minimises the KL divergence between a supervisory neighbour distribution
+    ``p`` on the input and a learned one ``q`` on the embedding (Alshammari
+    et al., ICLR 2025). The defaults reproduce t-SNE as scikit-learn's
+    :class:`~sklearn.manifold.TSNE` runs it: perplexity-calibrated Gaussian
+    ``p`` symmetrised into a joint distribution, Cauchy ``q``, PCA
+    initialisation, early exaggeration, momentum and gains. Every other
+    ingredient is a parameter: the kernels, debiasing ``alpha``, the
+    normalisation, and a parametric mapper (``"linear"`` or ``"mlp"``) that
+    also embeds unseen points with :meth:`transform`.
+
+    The loss is computed exactly over all pairs, so memory grows as
+    ``n_samples ** 2``; a fit that would not fit in memory is refused before
+    it starts.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the embedding.
+    perplexity : float, default=30.0
+        Effective number of neighbours of the ``gaussian`` and ``student_t``
+        supervisory kernels; must be less than ``n_samples``.
+    supervisory : {"gaussian", "student_t", "knn", "precomputed"}, default="gaussian"
+        Supervisory kernel ``p``. ``gaussian``/``student_t``: a bandwidth per
+        point calibrated to ``perplexity`` over its ``3 * perplexity + 1``
+        nearest neighbours (or one fixed ``bandwidth`` for all points);
+        ``knn``: uniform over ``n_neighbors`` neighbours; ``precomputed``:
+        ``X`` is a square non-negative affinity matrix, dense or sparse.
+    learned : {"student_t", "gaussian", "cosine"}, default="student_t"
+        Learned kernel ``q``: Student-t with ``dof`` degrees of freedom (the
+        Cauchy kernel of t-SNE when 1), Gaussian ``exp(-d^2)`` (SNE), or
+        ``exp(cos / temperature)`` (InfoNCE).
+    alpha : float in [0, 1], default=0.0
+        Debiasing of ``p``: ``(1 - alpha) p + alpha u``, with ``u`` uniform
+        over the ``n_samples - 1`` other points (over all pairs when
+        ``normalization="joint"``).
+    alpha_q : float in [0, 1), default=0.0
+        The same debiasing applied to ``q``, in log space.
+    normalization : {"joint", "conditional"}, default="joint"
+        ``joint``: t-SNE's ``KL(P || Q)`` over pairs with symmetrised ``P``;
+        ``conditional``: I-Con's mean over points of ``KL(p(.|i) || q(.|i))``.
+    mapper : {"table", "linear", "mlp"}, default="table"
+        ``table``: a free vector per sample (non-parametric, like t-SNE);
+        ``linear``/``mlp``: a function of the standardised input, trained
+        with Adam, that provides :meth:`transform`.
+    n_neighbors : int, default=15
+        Neighbours of the ``knn`` supervisory kernel.
+    bandwidth : float or None, default=None
+        Fixed bandwidth of the ``gaussian``/``student_t`` supervisory
+        kernel; None calibrates one per point to ``perplexity``.
+    dof : float, default=1.0
+        Degrees of freedom of the ``student_t`` learned kernel.
+    temperature : float, default=0.5
+        Temperature of the ``cosine`` learned kernel.
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Hidden ReLU layer widths of the ``mlp`` mapper.
+    early_exaggeration : float, default=12.0
+        Factor on the attraction to ``p`` during the first
+        ``early_exaggeration_iter`` iterations.
+    early_exaggeration_iter : int, default=250
+        Length of the early exaggeration phase.
+    learning_rate : float or "auto", default="auto"
+        Step size. For ``table``, ``"auto"`` is scikit-learn's
+        ``max(n_samples / early_exaggeration / 4, 50)``; for parametric
+        mappers it is Adam's ``1e-3``.
+    max_iter : int, default=1000
+        Maximum number of iterations.
+    n_iter_without_progress : int, default=300
+        Stop when the loss has not improved for this many iterations after
+        the exaggeration phase (``table`` mapper).
+    min_grad_norm : float, default=1e-7
+        Stop when the gradient norm falls below this (``table`` mapper).
+    metric : {"euclidean", "sqeuclidean", "cosine", "manhattan", "precomputed"}, default="euclidean"
+        Input metric; Euclidean distances are squared inside the kernel as
+        in t-SNE. ``precomputed``: ``X`` is a square distance matrix.
+    init : {"pca", "random"} or ndarray of shape (n_samples, n_components), default="pca"
+        Initial embedding of the ``table`` mapper (PCA scaled to a standard
+        deviation of 1e-4, as scikit-learn does); for ``linear``, ``"pca"``
+        starts the map at the principal axes.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where to optimise; ``"auto"`` uses a CUDA GPU when there is one.
+        Fitted state is always kept on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds a local generator for the initialisation; same seed, same
+        device, same result.
+    verbose : int, default=0
+        Print progress every 50 iterations when positive.
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_samples, n_components)
+        The embedding of the training data.
+    kl_divergence_ : float
+        Final loss (KL divergence, without exaggeration).
+    loss_curve_ : ndarray of shape (n_iter_,)
+        Loss at every iteration.
+    n_iter_ : int
+        Iterations run.
+    learning_rate_ : float
+        Step size used.
+    mapper_ : torch.nn.Module
+        Trained mapper on the CPU in float64 (parametric mappers only).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.manifold.TSNE : The method the defaults reproduce.
+
+    References
+    ----------
+    S. Alshammari, J. Hershey, A. Feldmann, W. T. Freeman, M. Hamilton.
+    "I-Con: A Unifying Framework for Representation Learning", ICLR 2025.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_icon import IConEmbedding
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> emb = IConEmbedding(random_state=0, max_iter=300).fit_transform(X[:300])
+    >>> emb.shape
+    (300, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "perplexity": [Interval(Real, 0, None, closed="neither")],
+        "supervisory": [StrOptions(set(SUPERVISORY_KERNELS))],
+        "learned": [StrOptions(set(LEARNED_KERNELS))],
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+        "alpha_q": [Interval(Real, 0, 1, closed="left")],
+        "normalization": [StrOptions(set(NORMALIZATIONS))],
+        "mapper": [StrOptions(set(MAPPERS))],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
+        "dof": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "hidden_layer_sizes": [tuple, list],
+        "early_exaggeration": [Interval(Real, 1, None, closed="left")],
+        "early_exaggeration_iter": [Interval(Integral, 0, None, closed="left")],
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
+        "min_grad_norm": [Interval(Real, 0, None, closed="left")],
+        "metric": [StrOptions(set(METRICS))],
+        "init": [StrOptions({"pca", "random"}), np.ndarray],
+        "device": DEVICE_CONSTRAINT,
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        perplexity=30.0,
+        supervisory="gaussian",
+        learned="student_t",
+        alpha=0.0,
+        alpha_q=0.0,
+        normalization="joint",
+        mapper="table",
+        n_neighbors=15,
+        bandwidth=None,
+        dof=1.0,
+        temperature=0.5,
+        hidden_layer_sizes=(100,),
+        early_exaggeration=12.0,
+        early_exaggeration_iter=250,
+        learning_rate="auto",
+        max_iter=1000,
+        n_iter_without_progress=300,
+        min_grad_norm=1e-7,
+        metric="euclidean",
+        init="pca",
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.perplexity = perplexity
+        self.supervisory = supervisory
+        self.learned = learned
+        self.alpha = alpha
+        self.alpha_q = alpha_q
+        self.normalization = normalization
+        self.mapper = mapper
+        self.n_neighbors = n_neighbors
+        self.bandwidth = bandwidth
+        self.dof = dof
+        self.temperature = temperature
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.early_exaggeration = early_exaggeration
+        self.early_exaggeration_iter = early_exaggeration_iter
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.n_iter_without_progress = n_iter_without_progress
+        self.min_grad_norm = min_grad_norm
+        self.metric = metric
+        self.init = init
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self.metric == "precomputed" or self.supervisory == "precomputed"
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    @property
+    def _precomputed_input(self):
+        return self.metric == "precomputed" or self.supervisory == "precomputed"
+
+    def _validate_fit_input(self, X):
+        """Validate ``X`` and every data-dependent parameter before any work."""
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc", "coo"],
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+        )
+        n = X.shape[0]
+        if self._precomputed_input and X.shape[0] != X.shape[1]:
+            raise ValueError(
+                f"With metric or supervisory='precomputed', X must be a square matrix; got shape {X.shape}."
+            )
+        if self._precomputed_input and self.mapper != "table":
+            raise ValueError(
+                f"mapper={self.mapper!r} maps input features, but X is a precomputed "
+                "matrix with no features; use mapper='table'."
+            )
+        if self._precomputed_input and (X.min() if not sp.issparse(X) else X.data.min(initial=0)) < 0:
+            raise ValueError("A precomputed distance or affinity matrix must be non-negative.")
+        if self.supervisory in ("gaussian", "student_t") and self.bandwidth is None and self.perplexity >= n:
+            raise ValueError(
+                f"perplexity={self.perplexity} must be less than n_samples={n}; "
+                "lower the perplexity or pass more samples."
+            )
+        if self.supervisory == "knn" and self.n_neighbors >= n:
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors} must be less than n_samples={n}; "
+                "lower n_neighbors or pass more samples."
+            )
+        if isinstance(self.init, np.ndarray) and self.init.shape != (n, self.n_components):
+            raise ValueError(
+                f"init has shape {self.init.shape}; expected (n_samples, n_components) = {(n, self.n_components)}."
+            )
+        if isinstance(self.init, np.ndarray) and not np.isfinite(self.init).all():
+            raise ValueError("init contains NaN or infinity.")
+        if self.mapper == "mlp" and not all(isinstance(h, Integral) and h > 0 for h in self.hidden_layer_sizes):
+            raise ValueError(f"hidden_layer_sizes must hold positive integers; got {self.hidden_layer_sizes!r}.")
+        return X
+
+    def _check_memory(self, n, dtype, device):
+        closed_form = self.learned in DISTANCE_KERNELS and self.alpha_q == 0
+        buffers = _BUFFERS_CLOSED_FORM if closed_form else _BUFFERS_AUTOGRAD
+        if self.bandwidth is not None or (self.supervisory == "precomputed"):
+            buffers += 2  # a dense p beside the work buffers
+        itemsize = torch.finfo(dtype).bits // 8
+        check_memory(
+            buffers * n * n * itemsize,
+            device,
+            f"The exact I-Con loss on {n} samples holds {buffers} n x n matrices and",
+            "Subsample the data, or use fewer samples per fit; exact mode is meant for up to "
+            "a few tens of thousands of points.",
+        )
+
+    def _supervisory(self, X, device):
+        """The supervisory distribution ``p`` in float64 on ``device``."""
+        if self.supervisory == "precomputed" and sp.issparse(X):
+            coo = sp.coo_matrix(X)
+            indices = torch.as_tensor(np.vstack([coo.row, coo.col]).astype(np.int64))
+            data = torch.sparse_coo_tensor(indices, torch.tensor(coo.data, dtype=torch.float64), X.shape)
+            data = data.coalesce().to(device)
+        else:
+            dense = X.toarray() if sp.issparse(X) else X
+            data = torch.tensor(np.asarray(dense, dtype=np.float64), device=device)
+        return supervisory_distribution(
+            data,
+            kernel=self.supervisory,
+            normalization=self.normalization,
+            metric=self.metric,
+            perplexity=self.perplexity,
+            n_neighbors=self.n_neighbors,
+            bandwidth=self.bandwidth,
+        )
+
+    def _objective(self, P):
+        if self.learned in DISTANCE_KERNELS and self.alpha_q == 0:
+            return DistanceKernelObjective(P, self.learned, self.normalization, alpha=self.alpha, dof=self.dof)
+        return AutogradObjective(
+            P,
+            self.learned,
+            self.normalization,
+            alpha=self.alpha,
+            alpha_q=self.alpha_q,
+            dof=self.dof,
+            temperature=self.temperature,
+        )
+
+    def _initial_table(self, X, generator):
+        n = X.shape[0]
+        if isinstance(self.init, np.ndarray):
+            return torch.tensor(self.init, dtype=torch.float32)
+        if self.init == "random" or self._precomputed_input:
+            return 1e-4 * torch.randn((n, self.n_components), generator=generator)
+        dense = X.toarray() if sp.issparse(X) else X
+        Xt = torch.tensor(np.asarray(dense, dtype=np.float64))
+        axes = principal_axes(Xt, min(self.n_components, Xt.shape[1]))
+        Y = (Xt - Xt.mean(0)) @ axes
+        if Y.shape[1] < self.n_components:
+            # Fewer features than components: the extra axes start random.
+            extra = torch.randn((n, self.n_components - Y.shape[1]), generator=generator, dtype=Y.dtype)
+            Y = torch.cat([Y, extra], 1)
+        std = Y[:, 0].std()
+        Y = Y / (std if std > 0 else 1.0) * 1e-4
+        return Y.to(torch.float32)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the embedding to ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or (n_samples, n_samples)
+            Training data; a square distance matrix when
+            ``metric="precomputed"``, an affinity matrix when
+            ``supervisory="precomputed"``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : IConEmbedding
+            The fitted estimator.
+        """
+        X = self._validate_fit_input(X)
+        n = X.shape[0]
+        device = resolve_device(self.device)
+        dtype = torch.float32
+        self._check_memory(n, dtype, device)
+        generator = make_generator(self.random_state)
+
+        P = self._supervisory(X, device).to(dtype)
+        objective = self._objective(P)
+        schedule = dict(
+            max_iter=self.max_iter,
+            early_exaggeration=self.early_exaggeration,
+            early_exaggeration_iter=self.early_exaggeration_iter,
+            verbose=self.verbose,
+        )
+        if self.mapper == "table":
+            lr = (
+                learning_rate_auto(n, self.early_exaggeration)
+                if self.learning_rate == "auto"
+                else float(self.learning_rate)
+            )
+            Y0 = self._initial_table(X, generator).to(device)
+            Y, losses, n_iter = gradient_descent(
+                objective,
+                Y0,
+                learning_rate=lr,
+                n_iter_without_progress=self.n_iter_without_progress,
+                min_grad_norm=self.min_grad_norm,
+                **schedule,
+            )
+            embedding = Y.cpu().numpy()
+            mapper = None
+        else:
+            lr = 1e-3 if self.learning_rate == "auto" else float(self.learning_rate)
+            dense = X.toarray() if sp.issparse(X) else np.asarray(X)
+            mean, scale = fit_standardizer(dense.astype(np.float64))
+            Xs = torch.as_tensor((dense - mean) / scale, dtype=dtype, device=device)
+            projection = None
+            if self.mapper == "linear" and self.init == "pca":
+                projection = principal_axes(Xs.cpu(), min(self.n_components, Xs.shape[1]))
+                if projection.shape[1] < self.n_components:
+                    pad = torch.zeros((Xs.shape[1], self.n_components - projection.shape[1]), dtype=dtype)
+                    projection = torch.cat([projection, pad], 1)
+            module = make_mapper(
+                self.mapper,
+                n_features=Xs.shape[1],
+                n_components=self.n_components,
+                projection=projection,
+                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+                generator=generator,
+                dtype=dtype,
+                device="cpu",
+            ).to(device)
+            losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, **schedule)
+            mapper = module.cpu().to(torch.float64).eval()
+            embedding = None
+
+        self.mapper_ = mapper
+        if mapper is not None:
+            self._standardizer = (mean, scale)
+            embedding = self._map(dense)
+        self.embedding_ = embedding
+        self.loss_curve_ = losses.cpu().numpy().astype(np.float64)
+        self.kl_divergence_ = float(self.loss_curve_[-1])
+        self.n_iter_ = int(n_iter)
+        self.learning_rate_ = lr
+        self._n_features_out = self.n_components
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit the embedding to ``X`` and return it.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or (n_samples, n_samples)
+            Training data, as in :meth:`fit`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            The embedding of ``X``.
+        """
+        return self.fit(X).embedding_
+
+    def _map(self, X):
+        mean, scale = self._standardizer
+        Xs = torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=torch.float64)
+        with torch.no_grad():
+            return self.mapper_(Xs).numpy()
+
+    def transform(self, X):
+        """Embed new points with the trained parametric mapper.
+
+        Available only when ``mapper`` is ``"linear"`` or ``"mlp"``; t-SNE's
+        non-parametric ``table`` has nothing to apply to unseen points.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            New data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Their embedding, computed in float64 row by row independently.
+        """
+        check_is_fitted(self, "mapper_")
+        X = validate_data(self, X, accept_sparse=["csr", "csc", "coo"], dtype=[np.float64, np.float32], reset=False)
+        return self._map(X.toarray() if sp.issparse(X) else X)
+
+
+# Applied after the class body: TransformerMixin's set_output machinery wraps
+# ``transform`` at class creation and would discard a descriptor set inside.
+IConEmbedding.transform = available_if(_is_parametric)(IConEmbedding.transform)
