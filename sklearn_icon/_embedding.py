@@ -91,8 +91,10 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Length of the early exaggeration phase.
     learning_rate : float or "auto", default="auto"
         Step size. For ``table``, ``"auto"`` is scikit-learn's
-        ``max(n_samples / early_exaggeration / 4, 50)``; for parametric
-        mappers it is Adam's ``1e-3``.
+        ``max(n_samples / early_exaggeration / 4, 50)`` for the Student-t
+        kernel, and that divided by ``early_exaggeration`` for the Gaussian
+        and cosine kernels, whose forces do not decay; for parametric
+        mappers it is Adam's ``1e-2``.
     max_iter : int, default=1000
         Maximum number of iterations.
     n_iter_without_progress : int, default=300
@@ -102,7 +104,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Stop when the gradient norm falls below this (``table`` mapper).
     metric : {"euclidean", "sqeuclidean", "cosine", "manhattan", "precomputed"}, default="euclidean"
         Input metric; Euclidean distances are squared inside the kernel as
-        in t-SNE. ``precomputed``: ``X`` is a square distance matrix.
+        in t-SNE. ``precomputed``: ``X`` is a square distance matrix whose
+        entries enter the kernel as given, as in ``TSNE`` (pass squared
+        distances to reproduce the Euclidean metric).
     init : {"pca", "random"} or ndarray of shape (n_samples, n_components), default="pca"
         Initial embedding of the ``table`` mapper (PCA scaled to a standard
         deviation of 1e-4, as scikit-learn does); for ``linear``, ``"pca"``
@@ -385,11 +389,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             verbose=self.verbose,
         )
         if self.mapper == "table":
-            lr = (
-                learning_rate_auto(n, self.early_exaggeration)
-                if self.learning_rate == "auto"
-                else float(self.learning_rate)
-            )
+            if self.learning_rate != "auto":
+                lr = float(self.learning_rate)
+            elif self.learned == "student_t":
+                lr = learning_rate_auto(n, self.early_exaggeration)
+            else:
+                # No heavy tail damps these kernels' forces: smaller steps.
+                lr = learning_rate_auto(n, self.early_exaggeration) / self.early_exaggeration
             Y0 = self._initial_table(X, generator).to(device)
             Y, losses, n_iter = gradient_descent(
                 objective,
@@ -402,7 +408,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             embedding = Y.cpu().numpy()
             mapper = None
         else:
-            lr = 1e-3 if self.learning_rate == "auto" else float(self.learning_rate)
+            lr = 1e-2 if self.learning_rate == "auto" else float(self.learning_rate)
             dense = X.toarray() if sp.issparse(X) else np.asarray(X)
             mean, scale = fit_standardizer(dense.astype(np.float64))
             Xs = torch.as_tensor((dense - mean) / scale, dtype=dtype, device=device)
