@@ -17,9 +17,12 @@ from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent
 from ._backend.supervisory import METRICS, SUPERVISORY_KERNELS, supervisory_distribution
 from ._base import DEVICE_CONSTRAINT, check_memory, fit_standardizer, make_generator, resolve_device
 
-#: ``n x n`` float buffers held at once by the closed-form and autograd paths.
-_BUFFERS_CLOSED_FORM = 2
-_BUFFERS_AUTOGRAD = 8
+#: ``n x n`` float32 matrices held at once at the peak of a fit. Closed form:
+#: the dense p, the kernel and work buffers, the loss's temporary, and for
+#: the conditional normalisation the symmetrised p and one more temporary.
+#: Autograd: p and about eight intermediates of the log-space loss.
+_BUFFERS_CLOSED_FORM = {"joint": 4, "conditional": 6}
+_BUFFERS_AUTOGRAD = 10
 
 
 def _is_parametric(estimator):
@@ -292,9 +295,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _check_memory(self, n, dtype, device):
         closed_form = self.learned in DISTANCE_KERNELS and self.alpha_q == 0
-        buffers = _BUFFERS_CLOSED_FORM if closed_form else _BUFFERS_AUTOGRAD
-        if self.bandwidth is not None or (self.supervisory == "precomputed"):
-            buffers += 2  # a dense p beside the work buffers
+        buffers = _BUFFERS_CLOSED_FORM[self.normalization] if closed_form else _BUFFERS_AUTOGRAD
+        if self.bandwidth is not None or self.supervisory == "precomputed" or self.metric == "precomputed":
+            buffers += 4  # float64 distances or affinities while p is built
         itemsize = torch.finfo(dtype).bits // 8
         check_memory(
             buffers * n * n * itemsize,

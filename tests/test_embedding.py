@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.decomposition import PCA
@@ -175,9 +176,23 @@ def test_transform_checks_the_number_of_features(blobs):
 
 
 def test_exact_mode_refuses_a_fit_that_would_not_fit_in_memory(blobs, monkeypatch):
-    monkeypatch.setattr(base, "available_memory", lambda device: 10_000)
-    with pytest.raises(MemoryError, match="n x n matrices"):
+    n = blobs[0].shape[0]
+    needed = 4 * n * n * 4  # four float32 n x n matrices for the default t-SNE fit
+    monkeypatch.setattr(base, "available_memory", lambda device: needed - 1)
+    with pytest.raises(MemoryError, match="n x n matrices.*Subsample"):
         IConEmbedding(perplexity=10, **FAST).fit(blobs[0])
+    monkeypatch.setattr(base, "available_memory", lambda device: needed)
+    IConEmbedding(perplexity=10, **FAST).fit(blobs[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fit_matches_cpu_quality_and_keeps_state_on_cpu(digits):
+    X, y = digits
+    model = IConEmbedding(mapper="mlp", device="cuda", random_state=0, max_iter=400).fit(X)
+    assert next(model.mapper_.parameters()).device.type == "cpu"
+    assert knn_accuracy(model.embedding_, y) >= 0.9
+    table = IConEmbedding(device="cuda", random_state=0).fit_transform(X)
+    assert knn_accuracy(table, y) >= 0.965
 
 
 def test_verbose_reports_progress(blobs, capsys):

