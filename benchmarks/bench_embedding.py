@@ -85,7 +85,8 @@ def run_opentsne(X):
 
 def methods():
     yield "IConEmbedding (defaults = TSNE's schedule)", lambda X: run_icon(X)
-    yield "IConEmbedding (lr=200, 750 iter)", lambda X: run_icon(X, learning_rate=200.0, max_iter=750)
+    yield "IConEmbedding (max_iter=750, openTSNE's budget)", lambda X: run_icon(X, max_iter=750)
+    yield "IConEmbedding (learning_rate=200, max_iter=750)", lambda X: run_icon(X, learning_rate=200.0, max_iter=750)
     yield "sklearn TSNE (Barnes-Hut)", run_sklearn
     try:
         import openTSNE  # noqa: F401
@@ -125,6 +126,7 @@ def _installed(name):
 
 
 def main():
+    """Run every method on every data set and print one Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[5000, 10000], help="MNIST subset sizes")
     parser.add_argument("--no-mnist", action="store_true")

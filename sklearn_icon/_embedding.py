@@ -129,8 +129,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         The embedding of the training data.
     kl_divergence_ : float
         Final loss (KL divergence, without exaggeration).
-    loss_curve_ : ndarray of shape (n_iter_,)
-        Loss at every iteration.
+    loss_curve_ : ndarray
+        Loss every 50 iterations (computing it costs a pass over all
+        pairs), then the loss of the final embedding.
     n_iter_ : int
         Iterations run.
     learning_rate_ : float
@@ -312,7 +313,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if self.supervisory == "precomputed" and sp.issparse(X):
             coo = sp.coo_matrix(X)
             indices = torch.as_tensor(np.vstack([coo.row, coo.col]).astype(np.int64))
-            data = torch.sparse_coo_tensor(indices, torch.tensor(coo.data, dtype=torch.float64), X.shape)
+            data = torch.sparse_coo_tensor(
+                indices, torch.tensor(coo.data, dtype=torch.float64), X.shape, check_invariants=False
+            )
             data = data.coalesce().to(device)
         else:
             dense = X.toarray() if sp.issparse(X) else X
@@ -358,6 +361,51 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Y = Y / (std if std > 0 else 1.0) * 1e-4
         return Y.to(torch.float32)
 
+    def _fit_table(self, X, objective, generator, device, schedule):
+        """t-SNE's gradient descent on a free embedding vector per sample."""
+        n = X.shape[0]
+        if self.learning_rate != "auto":
+            lr = float(self.learning_rate)
+        elif self.learned == "student_t":
+            lr = learning_rate_auto(n, self.early_exaggeration)
+        else:
+            # No heavy tail damps these kernels' forces: smaller steps.
+            lr = learning_rate_auto(n, self.early_exaggeration) / self.early_exaggeration
+        Y0 = self._initial_table(X, generator).to(device)
+        Y, losses, n_iter = gradient_descent(
+            objective,
+            Y0,
+            learning_rate=lr,
+            n_iter_without_progress=self.n_iter_without_progress,
+            min_grad_norm=self.min_grad_norm,
+            **schedule,
+        )
+        return Y.cpu().numpy(), losses, n_iter, lr
+
+    def _fit_parametric(self, X, objective, generator, device, dtype, schedule):
+        """Adam on a linear or MLP map of the standardised input."""
+        lr = 1e-2 if self.learning_rate == "auto" else float(self.learning_rate)
+        mean, scale = fit_standardizer(X.astype(np.float64))
+        Xs = torch.as_tensor((X - mean) / scale, dtype=dtype, device=device)
+        projection = None
+        if self.mapper == "linear" and self.init == "pca":
+            projection = principal_axes(Xs.cpu(), min(self.n_components, Xs.shape[1]))
+            if projection.shape[1] < self.n_components:
+                pad = torch.zeros((Xs.shape[1], self.n_components - projection.shape[1]), dtype=dtype)
+                projection = torch.cat([projection, pad], 1)
+        module = make_mapper(
+            self.mapper,
+            n_features=Xs.shape[1],
+            n_components=self.n_components,
+            projection=projection,
+            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+            generator=generator,
+            dtype=dtype,
+            device="cpu",
+        ).to(device)
+        losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, **schedule)
+        return module.cpu().to(torch.float64).eval(), (mean, scale), losses, n_iter, lr
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the embedding to ``X``.
@@ -392,52 +440,17 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             verbose=self.verbose,
         )
         if self.mapper == "table":
-            if self.learning_rate != "auto":
-                lr = float(self.learning_rate)
-            elif self.learned == "student_t":
-                lr = learning_rate_auto(n, self.early_exaggeration)
-            else:
-                # No heavy tail damps these kernels' forces: smaller steps.
-                lr = learning_rate_auto(n, self.early_exaggeration) / self.early_exaggeration
-            Y0 = self._initial_table(X, generator).to(device)
-            Y, losses, n_iter = gradient_descent(
-                objective,
-                Y0,
-                learning_rate=lr,
-                n_iter_without_progress=self.n_iter_without_progress,
-                min_grad_norm=self.min_grad_norm,
-                **schedule,
-            )
-            embedding = Y.cpu().numpy()
+            embedding, losses, n_iter, lr = self._fit_table(X, objective, generator, device, schedule)
             mapper = None
         else:
-            lr = 1e-2 if self.learning_rate == "auto" else float(self.learning_rate)
             dense = X.toarray() if sp.issparse(X) else np.asarray(X)
-            mean, scale = fit_standardizer(dense.astype(np.float64))
-            Xs = torch.as_tensor((dense - mean) / scale, dtype=dtype, device=device)
-            projection = None
-            if self.mapper == "linear" and self.init == "pca":
-                projection = principal_axes(Xs.cpu(), min(self.n_components, Xs.shape[1]))
-                if projection.shape[1] < self.n_components:
-                    pad = torch.zeros((Xs.shape[1], self.n_components - projection.shape[1]), dtype=dtype)
-                    projection = torch.cat([projection, pad], 1)
-            module = make_mapper(
-                self.mapper,
-                n_features=Xs.shape[1],
-                n_components=self.n_components,
-                projection=projection,
-                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-                generator=generator,
-                dtype=dtype,
-                device="cpu",
-            ).to(device)
-            losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, **schedule)
-            mapper = module.cpu().to(torch.float64).eval()
-            embedding = None
+            mapper, standardizer, losses, n_iter, lr = self._fit_parametric(
+                dense, objective, generator, device, dtype, schedule
+            )
 
         self.mapper_ = mapper
         if mapper is not None:
-            self._standardizer = (mean, scale)
+            self._standardizer = standardizer
             embedding = self._map(dense)
         self.embedding_ = embedding
         self.loss_curve_ = losses.cpu().numpy().astype(np.float64)

@@ -1,9 +1,10 @@
 """Mappers f: the functions whose outputs the learned kernel compares.
 
 ``table`` is a free vector per training sample (non-parametric, as in
-t-SNE); ``linear`` and ``mlp`` are functions of the input, so they embed
-new points too. All parameters are initialised from a local
-``torch.Generator``; torch's global seed is never touched.
+t-SNE): the embedding tensor itself is optimised, so it needs no module.
+``linear`` and ``mlp`` are functions of the input, so they embed new points
+too. All parameters are initialised from a local ``torch.Generator``;
+torch's global seed is never touched.
 """
 
 import math
@@ -12,24 +13,6 @@ import torch
 from torch import nn
 
 MAPPERS = ("table", "linear", "mlp")
-
-
-class TableMapper(nn.Module):
-    """One free embedding vector per training sample.
-
-    Parameters
-    ----------
-    init : torch.Tensor of shape (n_samples, n_components)
-        Initial embedding.
-    """
-
-    def __init__(self, init):
-        super().__init__()
-        self.embedding = nn.Parameter(init.clone())
-
-    def forward(self, X=None):
-        """Return the embedding of the training samples; ``X`` is ignored."""
-        return self.embedding
 
 
 def _uniform_(tensor, bound, generator):
@@ -51,24 +34,21 @@ def make_mapper(
     *,
     n_features,
     n_components,
-    init=None,
     projection=None,
     hidden_layer_sizes=(100,),
     generator=None,
     dtype=torch.float32,
     device="cpu",
 ):
-    """Build a mapper module.
+    """Build a parametric mapper module.
 
     Parameters
     ----------
-    name : {"table", "linear", "mlp"}
+    name : {"linear", "mlp"}
     n_features : int
-        Input dimension (unused by ``table``).
+        Input dimension.
     n_components : int
         Output dimension.
-    init : torch.Tensor of shape (n_samples, n_components), optional
-        Initial embedding; required by ``table``.
     projection : torch.Tensor of shape (n_features, n_components), optional
         Initial weight of the ``linear`` mapper (e.g. the principal axes);
         random when None.
@@ -83,8 +63,6 @@ def make_mapper(
     -------
     torch.nn.Module
     """
-    if name == "table":
-        return TableMapper(init.to(dtype=dtype, device=device))
     if name == "linear":
         layer = _linear_layer(n_features, n_components, generator, dtype, device)
         if projection is not None:
@@ -100,6 +78,8 @@ def make_mapper(
             if i < len(widths) - 2:
                 layers.append(nn.ReLU())
         return nn.Sequential(*layers)
+    if name == "table":
+        raise ValueError("The table mapper is the embedding tensor itself; optimise it directly.")
     raise ValueError(f"Unknown mapper {name!r}; expected one of {MAPPERS}.")
 
 

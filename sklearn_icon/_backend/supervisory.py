@@ -179,7 +179,7 @@ def rows_to_sparse(values, idx, n):
     k = idx.shape[1]
     rows = torch.arange(n, device=idx.device).repeat_interleave(k)
     indices = torch.stack([rows, idx.reshape(-1)])
-    return torch.sparse_coo_tensor(indices, values.reshape(-1), (n, n)).coalesce()
+    return torch.sparse_coo_tensor(indices, values.reshape(-1), (n, n), check_invariants=False).coalesce()
 
 
 def uniform_knn_affinity(idx, n):
@@ -229,7 +229,7 @@ def normalize_rows(A):
             "least one neighbour with positive affinity."
         )
     if A.is_sparse:
-        return torch.sparse_coo_tensor(ind, val / row_mass[ind[0]], (n, n)).coalesce()
+        return torch.sparse_coo_tensor(ind, val / row_mass[ind[0]], (n, n), check_invariants=False).coalesce()
     return A / row_mass[:, None]
 
 
@@ -250,7 +250,7 @@ def symmetrize_joint(P):
     joint = P + P.transpose(0, 1)
     if joint.is_sparse:
         joint = joint.coalesce()
-        return torch.sparse_coo_tensor(joint.indices(), joint.values() / (2.0 * n), (n, n)).coalesce()
+        return torch.sparse_coo_tensor(joint.indices(), joint.values() / (2.0 * n), (n, n), check_invariants=False).coalesce()
     return joint / (2.0 * n)
 
 
