@@ -8,6 +8,7 @@ neighbour.
 """
 
 import math
+import warnings
 
 import torch
 
@@ -345,3 +346,64 @@ def supervisory_distribution(
     if normalization == "joint":
         P = symmetrize_joint(P)
     return P
+
+
+def knn_graph(X, n_neighbors, metric="euclidean"):
+    """Symmetrised k-nearest-neighbour graph ``A + A^T`` as a sparse matrix.
+
+    ``A_ij = 1`` when ``j`` is among the ``n_neighbors`` nearest neighbours
+    of ``i``, so an edge found from both ends weighs 2.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, n_features), or (n, n) distances when ``metric="precomputed"``
+    n_neighbors : int
+    metric : str, default="euclidean"
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Sparse COO, symmetric, zero diagonal.
+    """
+    n = X.shape[0]
+    _, idx = nearest_neighbors(X, n_neighbors, metric)
+    A = rows_to_sparse(torch.ones(idx.shape, dtype=X.dtype, device=X.device), idx, n)
+    return (A + A.transpose(0, 1)).coalesce()
+
+
+def propagate(P, n_walk_steps, mode="sum"):
+    """Neighbour propagation: widen ``p`` by walks on its graph.
+
+    ``mode="sum"`` gives ``P~ ∝ P + P^2 + ... + P^(s+1)`` with
+    ``s = n_walk_steps``; ``mode="reachable"`` is uniform over every point
+    such a walk reaches. The diagonal (walks back to the start) is dropped
+    and rows are renormalised, so ``p~`` is again a conditional distribution.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), sparse COO
+        Row-stochastic.
+    n_walk_steps : int
+        Extra steps; 0 returns ``P`` (or its uniform support).
+    mode : {"sum", "reachable"}, default="sum"
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Sparse COO, row-stochastic, zero diagonal.
+    """
+    if mode not in ("sum", "reachable"):
+        raise ValueError(f"Unknown propagation {mode!r}; expected 'sum' or 'reachable'.")
+    P = P.coalesce()
+    total, power = P, P
+    for _ in range(n_walk_steps):
+        with warnings.catch_warnings():
+            # torch's sparse product goes through CSR and says CSR is "beta".
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+            power = torch.sparse.mm(power, P).coalesce()
+        total = (total + power).coalesce()
+    if mode == "reachable":
+        total = torch.sparse_coo_tensor(
+            total.indices(), torch.ones_like(total.values()), total.shape, check_invariants=False
+        )
+    return normalize_rows(total)
