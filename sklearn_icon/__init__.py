@@ -1,6 +1,7 @@
 """scikit-learn estimators for I-Con: one KL loss between neighbour distributions."""
 
+from ._clustering import IConClustering
 from ._embedding import IConEmbedding
 
-__all__ = ["IConEmbedding"]
+__all__ = ["IConClustering", "IConEmbedding"]
 __version__ = "0.1.0"

@@ -1,8 +1,10 @@
 """Helpers shared by the estimators: device, seeds, memory and input scaling."""
 
 import os
+from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
@@ -84,3 +86,52 @@ def fit_standardizer(X):
     scale = X.std(axis=0)
     scale[scale == 0] = 1.0
     return mean, scale
+
+
+def check_precomputed(X, mapper):
+    """Validate a precomputed distance or affinity matrix given as ``X``.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not square, has a negative entry, or ``mapper`` needs
+        input features that a precomputed matrix does not have.
+    """
+    if X.shape[0] != X.shape[1]:
+        raise ValueError(f"With metric or supervisory='precomputed', X must be a square matrix; got shape {X.shape}.")
+    if (X.data if sp.issparse(X) else X).min(initial=0) < 0:
+        raise ValueError("A precomputed distance or affinity matrix must be non-negative.")
+    if mapper != "table":
+        raise ValueError(
+            f"mapper={mapper!r} maps input features, but X is a precomputed matrix with no features; use mapper='table'."
+        )
+
+
+def check_neighbourhood_sizes(n_samples, *, n_neighbors=None, perplexity=None):
+    """Clear errors for neighbourhoods as large as the data set (None skips a check)."""
+    if n_neighbors is not None and n_neighbors >= n_samples:
+        raise ValueError(
+            f"n_neighbors={n_neighbors} must be less than n_samples={n_samples}; "
+            "lower n_neighbors or pass more samples."
+        )
+    if perplexity is not None and perplexity >= n_samples:
+        raise ValueError(
+            f"perplexity={perplexity} must be less than n_samples={n_samples}; "
+            "lower the perplexity or pass more samples."
+        )
+
+
+def check_hidden_layer_sizes(hidden_layer_sizes):
+    """Hidden widths must be positive integers."""
+    if not all(isinstance(h, Integral) and h > 0 for h in hidden_layer_sizes):
+        raise ValueError(f"hidden_layer_sizes must hold positive integers; got {hidden_layer_sizes!r}.")
+
+
+def to_torch(X, device):
+    """A validated matrix as a float64 torch tensor: sparse COO if ``X`` is sparse, else dense."""
+    if sp.issparse(X):
+        coo = sp.coo_matrix(X)
+        indices = torch.as_tensor(np.vstack([coo.row, coo.col]).astype(np.int64))
+        values = torch.tensor(coo.data, dtype=torch.float64)
+        return torch.sparse_coo_tensor(indices, values, X.shape, check_invariants=False).coalesce().to(device)
+    return torch.tensor(np.asarray(X, dtype=np.float64), device=device)

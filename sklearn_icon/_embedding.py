@@ -15,7 +15,17 @@ from ._backend.loss import NORMALIZATIONS, DistanceKernelObjective
 from ._backend.mappers import MAPPERS, make_mapper, principal_axes
 from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent, learning_rate_auto
 from ._backend.supervisory import METRICS, SUPERVISORY_KERNELS, supervisory_distribution
-from ._base import DEVICE_CONSTRAINT, check_memory, fit_standardizer, make_generator, resolve_device
+from ._base import (
+    DEVICE_CONSTRAINT,
+    check_hidden_layer_sizes,
+    check_memory,
+    check_neighbourhood_sizes,
+    check_precomputed,
+    fit_standardizer,
+    make_generator,
+    resolve_device,
+    to_torch,
+)
 
 #: ``n x n`` float32 matrices held at once at the peak of a fit. Closed form:
 #: the dense p, the kernel and work buffers, the loss's temporary, and for
@@ -263,35 +273,21 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             ensure_min_samples=2,
         )
         n = X.shape[0]
-        if self._precomputed_input and X.shape[0] != X.shape[1]:
-            raise ValueError(
-                f"With metric or supervisory='precomputed', X must be a square matrix; got shape {X.shape}."
-            )
-        if self._precomputed_input and self.mapper != "table":
-            raise ValueError(
-                f"mapper={self.mapper!r} maps input features, but X is a precomputed "
-                "matrix with no features; use mapper='table'."
-            )
-        if self._precomputed_input and (X.min() if not sp.issparse(X) else X.data.min(initial=0)) < 0:
-            raise ValueError("A precomputed distance or affinity matrix must be non-negative.")
-        if self.supervisory in ("gaussian", "student_t") and self.bandwidth is None and self.perplexity >= n:
-            raise ValueError(
-                f"perplexity={self.perplexity} must be less than n_samples={n}; "
-                "lower the perplexity or pass more samples."
-            )
-        if self.supervisory == "knn" and self.n_neighbors >= n:
-            raise ValueError(
-                f"n_neighbors={self.n_neighbors} must be less than n_samples={n}; "
-                "lower n_neighbors or pass more samples."
-            )
+        if self._precomputed_input:
+            check_precomputed(X, self.mapper)
+        check_neighbourhood_sizes(
+            n,
+            n_neighbors=self.n_neighbors if self.supervisory == "knn" else None,
+            perplexity=self.perplexity if self.supervisory in ("gaussian", "student_t") and self.bandwidth is None else None,
+        )
         if isinstance(self.init, np.ndarray) and self.init.shape != (n, self.n_components):
             raise ValueError(
                 f"init has shape {self.init.shape}; expected (n_samples, n_components) = {(n, self.n_components)}."
             )
         if isinstance(self.init, np.ndarray) and not np.isfinite(self.init).all():
             raise ValueError("init contains NaN or infinity.")
-        if self.mapper == "mlp" and not all(isinstance(h, Integral) and h > 0 for h in self.hidden_layer_sizes):
-            raise ValueError(f"hidden_layer_sizes must hold positive integers; got {self.hidden_layer_sizes!r}.")
+        if self.mapper == "mlp":
+            check_hidden_layer_sizes(self.hidden_layer_sizes)
         return X
 
     def _check_memory(self, n, dtype, device):
@@ -310,16 +306,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _supervisory(self, X, device):
         """The supervisory distribution ``p`` in float64 on ``device``."""
-        if self.supervisory == "precomputed" and sp.issparse(X):
-            coo = sp.coo_matrix(X)
-            indices = torch.as_tensor(np.vstack([coo.row, coo.col]).astype(np.int64))
-            data = torch.sparse_coo_tensor(
-                indices, torch.tensor(coo.data, dtype=torch.float64), X.shape, check_invariants=False
-            )
-            data = data.coalesce().to(device)
-        else:
-            dense = X.toarray() if sp.issparse(X) else X
-            data = torch.tensor(np.asarray(dense, dtype=np.float64), device=device)
+        data = to_torch(X if self.supervisory == "precomputed" or not sp.issparse(X) else X.toarray(), device)
         return supervisory_distribution(
             data,
             kernel=self.supervisory,

@@ -59,8 +59,8 @@ def cluster_to_class_map(y_true, y_pred):
     Examples
     --------
     >>> from sklearn_icon.metrics import cluster_to_class_map
-    >>> cluster_to_class_map(["a", "a", "b"], [1, 1, 0])
-    {0: 'b', 1: 'a'}
+    >>> sorted(cluster_to_class_map(["a", "a", "b"], [1, 1, 0]).items())
+    [(0, 'b'), (1, 'a')]
     """
     y_true = column_or_1d(y_true)
     y_pred = column_or_1d(y_pred)

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_icon import IConEmbedding
+from sklearn_icon import IConClustering, IConEmbedding
 
 # Small, fast instances: the checks fit on a few dozen samples.
 ESTIMATORS = [
@@ -20,6 +20,12 @@ ESTIMATORS = [
         device="cpu",
         random_state=0,
     ),
+    IConClustering(n_clusters=3, n_neighbors=5, n_init=2, max_iter=60, device="cpu", random_state=0),
+    IConClustering(
+        n_clusters=3, n_neighbors=5, mapper="mlp", hidden_layer_sizes=(8,), learned="cluster_degree", alpha=0.2,
+        n_init=1, max_iter=40, device="cpu", random_state=0,
+    ),
+    IConClustering(n_clusters=3, n_neighbors=5, mapper="table", n_init=1, max_iter=60, device="cpu", random_state=0),
 ]
 
 EXPECTED_FAILED_CHECKS = {}

@@ -1,0 +1,436 @@
+"""IConClustering: a drop-in for KMeans / SpectralClustering built on the I-Con loss."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._backend.cluster import CLUSTER_KERNELS, cluster_loss
+from ._backend.mappers import make_mapper
+from ._backend.optimize import N_ITER_CHECK, DivergedError
+from ._backend.supervisory import (
+    METRICS,
+    knn_graph,
+    normalize_rows,
+    propagate,
+    supervisory_distribution,
+)
+from ._base import (
+    DEVICE_CONSTRAINT,
+    check_hidden_layer_sizes,
+    check_neighbourhood_sizes,
+    check_precomputed,
+    fit_standardizer,
+    make_generator,
+    resolve_device,
+    to_torch,
+)
+
+_CLUSTER_MAPPERS = ("linear", "mlp", "table")
+
+#: Walk steps smoothing the random start of free logits (``mapper="table"``).
+_TABLE_INIT_WALKS = 10
+
+
+def _is_inductive(estimator):
+    return estimator.mapper != "table"
+
+
+class IConClustering(ClusterMixin, BaseEstimator):
+    """Clustering by the I-Con loss: debiased InfoNCE clustering on a k-NN graph.
+
+    Learns soft assignments ``phi = softmax(f(x))`` so that the shared-cluster
+    distribution ``q(j|i) = sum_c phi_ic phi_jc / sum_k phi_kc`` (the
+    probability that a point drawn from ``i``'s cluster is ``j``) matches a
+    supervisory neighbour distribution ``p`` over the data: by default
+    uniform over the ``n_neighbors`` nearest neighbours, symmetrised and
+    widened by ``n_walk_steps`` steps of neighbour propagation (Alshammari
+    et al., ICLR 2025, sections 3.3 and 4). The loss is computed exactly over
+    the whole data set from the edges of ``p`` and the cluster masses, never
+    an ``n x n`` matrix. With a ``linear`` or ``mlp`` mapper the fitted model
+    assigns new points with :meth:`predict`.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters ``C`` the soft assignments range over; clusters no
+        training point ends up in are dropped from ``labels_``.
+    supervisory : {"knn", "gaussian", "precomputed"}, default="knn"
+        ``knn``: uniform over the ``n_neighbors`` nearest neighbours of the
+        symmetrised k-NN graph; ``gaussian``: perplexity-calibrated Gaussian
+        over ``3 * perplexity + 1`` neighbours; ``precomputed``: ``X`` is a
+        square non-negative affinity matrix (dense or sparse), as in
+        ``SpectralClustering(affinity="precomputed")``.
+    learned : {"cluster", "cluster_degree"}, default="cluster"
+        ``cluster``: the shared-cluster kernel (k-means, Theorem 13);
+        ``cluster_degree``: each neighbour weighted by its degree in ``p``'s
+        graph (normalised cuts, Theorem 14).
+    n_neighbors : int, default=10
+        Neighbours of the ``knn`` graph.
+    n_walk_steps : int, default=2
+        Neighbour propagation: ``p~ ∝ P + P^2 + ... + P^(1 + n_walk_steps)``.
+        Wider neighbourhoods smooth the loss landscape: on digits, 2 steps
+        gave a mean Hungarian accuracy of 0.907 over five seeds where 1 step
+        gave 0.867, at about three times the cost per iteration.
+    propagation : {"sum", "reachable"}, default="sum"
+        ``sum`` weighs walks by their probability; ``reachable`` is uniform
+        over every point a walk reaches.
+    perplexity : float, default=30.0
+        Perplexity of the ``gaussian`` supervisory kernel.
+    alpha : float in [0, 1], default=0.0
+        Debiasing of ``p``: ``(1 - alpha) p + alpha / n_samples``. Its
+        uniform part touches every pair, so ``alpha > 0`` costs
+        ``O(n_samples^2 n_clusters)`` time per iteration (memory stays linear).
+    alpha_q : float in [0, 1), default=0.0
+        The same debiasing on ``q``, in log space.
+    mapper : {"linear", "mlp", "table"}, default="linear"
+        ``linear`` and ``mlp`` map the standardised input to cluster logits
+        and provide :meth:`predict`; ``table`` learns free logits per
+        training point (transductive, no ``predict``).
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Hidden ReLU layer widths of the ``mlp`` mapper.
+    n_init : int, default=4
+        Restarts from different random initialisations; the one with the
+        lowest loss is kept.
+    max_iter : int, default=300
+        Full-batch Adam steps per restart.
+    learning_rate : float, default=0.05
+        Adam's step size.
+    metric : {"euclidean", "sqeuclidean", "cosine", "manhattan", "precomputed"}, default="euclidean"
+        Metric of the neighbour search; ``precomputed``: ``X`` is a square
+        distance matrix.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where to optimise; fitted state is kept on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisations; same seed, same device, same labels.
+    verbose : int, default=0
+        Print the loss every 50 iterations of every restart when positive.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Cluster of each training point, consecutive integers from 0.
+    cluster_centers_ : ndarray of shape (n_labels, n_features)
+        Mean of each cluster's members in input space (``n_labels`` is the
+        number of non-empty clusters).
+    loss_ : float
+        Final loss of the kept restart.
+    loss_curve_ : ndarray
+        Its loss every 50 iterations, then the final loss.
+    n_iter_ : int
+        Adam steps of the kept restart.
+    mapper_ : torch.nn.Module or None
+        Trained mapper on the CPU in float64 (None for ``table``).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.cluster.KMeans : Round clusters, predicts new points.
+    sklearn.cluster.SpectralClustering : Graph clusters, no ``predict``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn_icon import IConClustering
+    >>> X, _ = make_blobs(n_samples=200, centers=3, random_state=0)
+    >>> model = IConClustering(n_clusters=3, n_init=1, max_iter=100, random_state=0).fit(X)
+    >>> sorted(set(model.labels_.tolist()))
+    [0, 1, 2]
+    >>> model.predict(X[:5]).shape
+    (5,)
+    """
+
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "supervisory": [StrOptions({"knn", "gaussian", "precomputed"})],
+        "learned": [StrOptions(set(CLUSTER_KERNELS))],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "n_walk_steps": [Interval(Integral, 0, None, closed="left")],
+        "propagation": [StrOptions({"sum", "reachable"})],
+        "perplexity": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+        "alpha_q": [Interval(Real, 0, 1, closed="left")],
+        "mapper": [StrOptions(set(_CLUSTER_MAPPERS))],
+        "hidden_layer_sizes": [tuple, list],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "metric": [StrOptions(set(METRICS))],
+        "device": DEVICE_CONSTRAINT,
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        supervisory="knn",
+        learned="cluster",
+        n_neighbors=10,
+        n_walk_steps=2,
+        propagation="sum",
+        perplexity=30.0,
+        alpha=0.0,
+        alpha_q=0.0,
+        mapper="linear",
+        hidden_layer_sizes=(100,),
+        n_init=4,
+        max_iter=300,
+        learning_rate=0.05,
+        metric="euclidean",
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_clusters = n_clusters
+        self.supervisory = supervisory
+        self.learned = learned
+        self.n_neighbors = n_neighbors
+        self.n_walk_steps = n_walk_steps
+        self.propagation = propagation
+        self.perplexity = perplexity
+        self.alpha = alpha
+        self.alpha_q = alpha_q
+        self.mapper = mapper
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.metric = metric
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self._precomputed_input
+        tags.input_tags.sparse = self._precomputed_input
+        return tags
+
+    @property
+    def _precomputed_input(self):
+        return self.metric == "precomputed" or self.supervisory == "precomputed"
+
+    def _validate_fit_input(self, X):
+        # Sparse features would be densified for the mapper anyway; a sparse
+        # matrix is accepted where it stays sparse: a precomputed graph.
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc", "coo"] if self._precomputed_input else False,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+        )
+        n = X.shape[0]
+        if self._precomputed_input:
+            check_precomputed(X, self.mapper)
+        if self.n_clusters > n:
+            raise ValueError(f"n_clusters={self.n_clusters} must be at most n_samples={n}.")
+        check_neighbourhood_sizes(
+            n,
+            n_neighbors=self.n_neighbors if self.supervisory == "knn" else None,
+            perplexity=self.perplexity if self.supervisory == "gaussian" else None,
+        )
+        if self.mapper == "mlp":
+            check_hidden_layer_sizes(self.hidden_layer_sizes)
+        return X
+
+    def _supervisory(self, X, device):
+        """Row-stochastic sparse ``p`` (float64) and the log degrees of its graph."""
+        if self.supervisory == "precomputed":
+            P = normalize_rows(to_torch(sp.csr_matrix(X), device))
+        else:
+            data = to_torch(X.toarray() if sp.issparse(X) else X, device)
+            if self.supervisory == "knn":
+                P = normalize_rows(knn_graph(data, self.n_neighbors, self.metric))
+            else:
+                P = supervisory_distribution(
+                    data, kernel="gaussian", normalization="conditional", metric=self.metric, perplexity=self.perplexity
+                )
+        P = propagate(P, self.n_walk_steps, self.propagation)
+        n = P.shape[0]
+        # Degree of each node in the symmetrised graph (P + P^T) / 2.
+        in_mass = torch.zeros(n, dtype=P.dtype, device=device).index_add_(0, P.indices()[1], P.values())
+        return P, torch.log(0.5 * (1.0 + in_mass))
+
+    def _make_model(self, n, n_features, generator, dtype, P):
+        if self.mapper == "table":
+            # Random logits smoothed by walks on p's graph (power iteration):
+            # free logits started independently per point get stuck in
+            # fragmented, graph-local clusters.
+            logits = torch.randn((n, self.n_clusters), generator=generator, dtype=dtype).to(P.device)
+            for _ in range(_TABLE_INIT_WALKS):
+                logits = torch.sparse.mm(P, logits)
+                logits = (logits - logits.mean(0)) / logits.std(0).clamp_min(1e-12)
+            return _FreeLogits(logits.cpu())
+        return make_mapper(
+            self.mapper,
+            n_features=n_features,
+            n_components=self.n_clusters,
+            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+            generator=generator,
+            dtype=dtype,
+        )
+
+    def _train(self, model, inputs, P, log_degree, restart):
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        losses = []
+
+        def loss_now():
+            return cluster_loss(
+                P, torch.log_softmax(model(inputs), dim=1), alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree
+            )
+
+        for it in range(1, self.max_iter + 1):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_now()
+            loss.backward()
+            optimizer.step()
+            if it % N_ITER_CHECK == 0:
+                value = float(loss.detach())
+                if not np.isfinite(value):
+                    raise DivergedError(
+                        f"The loss became {value} at iteration {it}; lower learning_rate "
+                        "or check the input for extreme values."
+                    )
+                losses.append(value)
+                if self.verbose:
+                    print(f"[IConClustering] restart {restart} iteration {it}: loss = {value:.6f}", flush=True)
+        with torch.no_grad():
+            final = float(loss_now())
+        losses.append(final)
+        return final, losses
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Cluster ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or (n_samples, n_samples) array-like or sparse matrix
+            Training data; a square affinity matrix (dense or sparse) when
+            ``supervisory="precomputed"``, a distance matrix when
+            ``metric="precomputed"``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : IConClustering
+            The fitted estimator.
+        """
+        X = self._validate_fit_input(X)
+        n = X.shape[0]
+        device = resolve_device(self.device)
+        dtype = torch.float32
+        generator = make_generator(self.random_state)
+        P, log_degree = self._supervisory(X, device)
+        P, log_degree = P.to(dtype), (log_degree.to(dtype) if self.learned == "cluster_degree" else None)
+
+        dense = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+        standardizer = None
+        if self.mapper == "table":
+            inputs = None
+        else:
+            standardizer = fit_standardizer(dense)
+            inputs = torch.as_tensor((dense - standardizer[0]) / standardizer[1], dtype=dtype, device=device)
+
+        best = None
+        for restart in range(self.n_init):
+            model = self._make_model(n, X.shape[1], generator, dtype, P).to(device)
+            loss, losses = self._train(model, inputs, P, log_degree, restart)
+            if best is None or loss < best[0]:
+                best = (loss, losses, model)
+        loss, losses, model = best
+
+        model = model.cpu().to(torch.float64).eval()
+        self._standardizer = standardizer
+        self.mapper_ = None if self.mapper == "table" else model
+        if self.mapper == "table":
+            with torch.no_grad():
+                logits = model().numpy()
+        else:
+            logits = self._logits(dense)
+        raw = logits.argmax(axis=1)
+        # Keep only clusters some training point fell in, numbered in order.
+        self._kept_clusters = np.unique(raw)
+        self.labels_ = np.searchsorted(self._kept_clusters, raw)
+        self.cluster_centers_ = np.stack(
+            [dense[self.labels_ == k].mean(axis=0) for k in range(self._kept_clusters.size)]
+        )
+        self.loss_ = loss
+        self.loss_curve_ = np.asarray(losses)
+        self.n_iter_ = self.max_iter
+        return self
+
+    def _logits(self, X):
+        mean, scale = self._standardizer
+        inputs = torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=torch.float64)
+        with torch.no_grad():
+            return self.mapper_(inputs).numpy()
+
+    def _kept_logits(self, X):
+        check_is_fitted(self, "labels_")
+        X = validate_data(self, X, accept_sparse=False, dtype=[np.float64, np.float32], reset=False)
+        return self._logits(X)[:, self._kept_clusters]
+
+    def predict(self, X):
+        """Assign new points to the learned clusters.
+
+        Available with the ``linear`` and ``mlp`` mappers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels in the numbering of ``labels_``.
+        """
+        return self._kept_logits(X).argmax(axis=1)
+
+    def predict_proba(self, X):
+        """Soft assignments of new points to the learned clusters.
+
+        Available with the ``linear`` and ``mlp`` mappers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_labels)
+            Rows sum to one; columns follow the numbering of ``labels_``.
+        """
+        logits = self._kept_logits(X)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+
+class _FreeLogits(torch.nn.Module):
+    """Free cluster logits per training point: the ``table`` mapper."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits)
+
+    def forward(self, X=None):
+        return self.logits
+
+
+IConClustering.predict = available_if(_is_inductive)(IConClustering.predict)
+IConClustering.predict_proba = available_if(_is_inductive)(IConClustering.predict_proba)

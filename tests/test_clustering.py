@@ -1,0 +1,165 @@
+"""IConClustering as a user meets it: agreement with peers, prediction, errors, plumbing."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits, make_blobs, make_moons
+from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import train_test_split
+
+from sklearn_icon import IConClustering
+from sklearn_icon.metrics import cluster_to_class_map, clustering_accuracy
+
+FAST = dict(n_init=2, max_iter=150, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return make_blobs(n_samples=300, centers=4, cluster_std=0.6, random_state=0)
+
+
+def test_recovers_blobs_like_kmeans(blobs):
+    X, y = blobs
+    ours = IConClustering(n_clusters=4, **FAST).fit(X)
+    theirs = KMeans(n_clusters=4, n_init=10, random_state=0).fit(X)
+    assert adjusted_rand_score(y, ours.labels_) >= adjusted_rand_score(y, theirs.labels_) - 0.02
+    assert ours.cluster_centers_.shape == (4, 2)
+    for k in range(4):
+        np.testing.assert_allclose(ours.cluster_centers_[k], X[ours.labels_ == k].mean(0))
+
+
+def test_loss_prefers_graph_structure_over_kmeans_on_moons():
+    # The objective scores the two moons below k-means' straight cut. (The
+    # optimiser does not reliably reach that partition yet from a random
+    # start; see the clustering issue's notes.)
+    import torch
+
+    from sklearn_icon._backend.cluster import cluster_loss
+    from sklearn_icon._backend.supervisory import knn_graph, normalize_rows, propagate
+
+    X, y = make_moons(n_samples=300, noise=0.05, random_state=0)
+    P = propagate(normalize_rows(knn_graph(torch.tensor(X), 10)), 1)
+
+    def loss_of(labels):
+        one_hot = torch.nn.functional.one_hot(torch.as_tensor(labels, dtype=torch.int64), 2).double()
+        return float(cluster_loss(P, torch.log(0.999 * one_hot + 0.0005)))
+
+    kmeans_labels = KMeans(2, n_init=10, random_state=0).fit_predict(X)
+    assert adjusted_rand_score(y, kmeans_labels) < 0.6
+    assert loss_of(y) < loss_of(kmeans_labels) - 0.1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(learned="cluster_degree"),
+        dict(alpha=0.3, alpha_q=0.1),
+        dict(supervisory="gaussian", perplexity=15),
+        dict(propagation="reachable", n_walk_steps=2),
+        dict(n_walk_steps=0),
+        dict(mapper="table", n_walk_steps=3),
+    ],
+    ids=str,
+)
+def test_every_configuration_recovers_blobs(blobs, params):
+    X, y = blobs
+    labels = IConClustering(n_clusters=4, **{**FAST, **params}).fit_predict(X)
+    assert adjusted_rand_score(y, labels) >= 0.9
+
+
+def test_precomputed_affinity_graph(blobs):
+    X, y = blobs
+    from sklearn.neighbors import kneighbors_graph
+
+    graph = kneighbors_graph(X, 10, include_self=False)
+    labels = IConClustering(
+        n_clusters=4, supervisory="precomputed", mapper="table", n_walk_steps=3, **FAST
+    ).fit_predict(graph)
+    assert adjusted_rand_score(y, labels) >= 0.9
+
+
+def test_labels_are_consecutive_and_match_predict(blobs):
+    X, _ = blobs
+    model = IConClustering(n_clusters=6, **FAST).fit(X)
+    labels = np.unique(model.labels_)
+    np.testing.assert_array_equal(labels, np.arange(labels.size))
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    proba = model.predict_proba(X)
+    assert proba.shape == (X.shape[0], labels.size)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(1), model.labels_)
+
+
+def test_same_random_state_same_labels(blobs):
+    X, _ = blobs
+    for params in (dict(), dict(mapper="mlp", hidden_layer_sizes=(8,)), dict(mapper="table")):
+        a = IConClustering(n_clusters=4, **FAST, **params).fit(X)
+        b = IConClustering(n_clusters=4, **FAST, **params).fit(X)
+        np.testing.assert_array_equal(a.labels_, b.labels_)
+        assert a.loss_ == b.loss_
+
+
+def test_n_init_keeps_the_lowest_loss(blobs):
+    X, _ = blobs
+    single = [IConClustering(n_clusters=4, n_init=1, max_iter=150, device="cpu", random_state=0)]
+    best = IConClustering(n_clusters=4, n_init=3, max_iter=150, device="cpu", random_state=0).fit(X)
+    assert best.loss_ <= single[0].fit(X).loss_
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
+
+
+def held_out_accuracy(model, X_train, y_train, X_test, y_test):
+    """Accuracy on new points, with clusters mapped to classes on the training part."""
+    mapping = cluster_to_class_map(y_train, model.labels_)
+    return np.mean([mapping.get(c, -1) == t for c, t in zip(model.predict(X_test), y_test)])
+
+
+def test_default_beats_kmeans_on_digits_and_on_held_out_points(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    model = IConClustering(n_clusters=10, random_state=0, device="cpu").fit(X_train)
+    kmeans = KMeans(n_clusters=10, n_init=10, random_state=0).fit(X_train)
+    train_accuracy = clustering_accuracy(y_train, model.labels_)
+    assert train_accuracy >= 0.85
+    assert train_accuracy >= clustering_accuracy(y_train, kmeans.labels_) + 0.05
+    ours = held_out_accuracy(model, X_train, y_train, X_test, y_test)
+    theirs = held_out_accuracy(kmeans, X_train, y_train, X_test, y_test)
+    assert ours >= theirs + 0.02
+
+
+def test_pickle_and_clone(blobs):
+    X, _ = blobs
+    model = IConClustering(n_clusters=4, **FAST).fit(X)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+    assert clone(model).get_params() == model.get_params()
+
+
+def test_table_mapper_has_no_predict():
+    assert not hasattr(IConClustering(mapper="table"), "predict")
+    assert hasattr(IConClustering(), "predict")
+
+
+@pytest.mark.parametrize(
+    "params, X, message",
+    [
+        (dict(n_clusters=20), np.random.RandomState(0).rand(10, 3), "n_clusters=20 must be at most n_samples=10"),
+        (dict(n_neighbors=10), np.random.RandomState(0).rand(10, 3), "n_neighbors=10 must be less than n_samples=10"),
+        (dict(supervisory="precomputed", mapper="table"), np.ones((4, 3)), "square"),
+        (dict(supervisory="precomputed", mapper="table"), -np.ones((4, 4)), "non-negative"),
+        (dict(supervisory="precomputed"), np.ones((4, 4)), "mapper='linear'"),
+        (dict(learned="nope"), np.random.RandomState(0).rand(20, 3), "learned"),
+        (dict(), np.full((20, 3), np.nan), "NaN"),
+        (dict(), sp.csr_matrix(np.eye(20)), "[Ss]parse"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(params, X, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        IConClustering(**{**FAST, **params}).fit(X)
