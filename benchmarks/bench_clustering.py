@@ -17,11 +17,9 @@ import time
 
 import numpy as np
 from sklearn.cluster import KMeans, SpectralClustering
-from sklearn.datasets import load_digits
-from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from bench_embedding import load_mnist, machine
+from bench_embedding import benchmark_datasets, machine
 from sklearn_icon import IConClustering
 from sklearn_icon.metrics import clustering_accuracy
 
@@ -43,14 +41,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
 
-    datasets = [("digits", *load_digits(return_X_y=True))]
-    mnist = None if args.no_mnist else load_mnist()
-    if mnist is not None:
-        rng = np.random.default_rng(0)
-        for size in args.sizes:
-            index = rng.choice(len(mnist[1]), size, replace=False)
-            X = PCA(n_components=50, random_state=0).fit_transform(mnist[0][index])
-            datasets.append((f"MNIST {size} (PCA-50)", X, mnist[1][index]))
+    datasets = benchmark_datasets(args.sizes, mnist=not args.no_mnist)
 
     print(f"Machine: {machine()}\n")
     print("| data | method | time per fit (s) | accuracy mean | accuracy min | ARI | NMI |")

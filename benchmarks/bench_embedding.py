@@ -57,6 +57,23 @@ def load_mnist():
     return X.astype(np.float32), y.astype(np.int64)
 
 
+def benchmark_datasets(sizes, mnist=True):
+    """Digits, then MNIST subsets of the given sizes reduced to 50 principal components.
+
+    Returns a list of ``(name, X, y)``; MNIST is left out, with a hint, when
+    its package is not installed.
+    """
+    datasets = [("digits", *load_digits(return_X_y=True))]
+    data = load_mnist() if mnist else None
+    if data is not None:
+        rng = np.random.default_rng(0)
+        for size in sizes:
+            index = rng.choice(len(data[1]), size, replace=False)
+            X = PCA(n_components=50, random_state=0).fit_transform(data[0][index])
+            datasets.append((f"MNIST {size} (PCA-50)", X, data[1][index]))
+    return datasets
+
+
 def common_kl(X, embedding):
     """Exact t-SNE KL of ``embedding`` under the Barnes-Hut P of ``X`` (float64)."""
     P = supervisory_distribution(torch.as_tensor(np.asarray(X, dtype=np.float64)), perplexity=30.0)
@@ -132,14 +149,7 @@ def main():
     parser.add_argument("--no-mnist", action="store_true")
     args = parser.parse_args()
 
-    datasets = [("digits", *load_digits(return_X_y=True))]
-    mnist = None if args.no_mnist else load_mnist()
-    if mnist is not None:
-        rng = np.random.default_rng(0)
-        for size in args.sizes:
-            index = rng.choice(len(mnist[1]), size, replace=False)
-            X = PCA(n_components=50, random_state=0).fit_transform(mnist[0][index])
-            datasets.append((f"MNIST {size} (PCA-50)", X, mnist[1][index]))
+    datasets = benchmark_datasets(args.sizes, mnist=not args.no_mnist)
 
     print(f"Machine: {machine()}\n")
     if _installed("openTSNE"):
