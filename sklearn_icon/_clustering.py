@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend.cluster import CLUSTER_KERNELS, cluster_loss
+from ._backend.cluster import CLUSTER_KERNELS, EdgeList, cluster_loss
 from ._backend.mappers import make_mapper
 from ._backend.optimize import N_ITER_CHECK, DivergedError
 from ._backend.supervisory import (
@@ -285,9 +285,16 @@ class IConClustering(ClusterMixin, BaseEstimator):
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         losses = []
 
+        edges = EdgeList.from_sparse(P)
+
         def loss_now():
             return cluster_loss(
-                P, torch.log_softmax(model(inputs), dim=1), alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree
+                P,
+                torch.log_softmax(model(inputs), dim=1),
+                alpha=self.alpha,
+                alpha_q=self.alpha_q,
+                log_degree=log_degree,
+                edges=edges,
             )
 
         for it in range(1, self.max_iter + 1):
