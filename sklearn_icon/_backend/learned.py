@@ -63,11 +63,9 @@ def distance_kernel_terms(kernel, dof):
     -------
     k_power : float
         Exponent turning ``base`` into ``k``.
-    kw_power : float
-        Exponent turning ``base`` into ``k w / c``.
     c : float
         Constant factor of ``w``.
     """
     if kernel == "student_t":
-        return 0.5 * (dof + 1.0), 0.5 * (dof + 3.0), 0.5 * (dof + 1.0) / dof
-    return 1.0, 1.0, 1.0
+        return 0.5 * (dof + 1.0), 0.5 * (dof + 1.0) / dof
+    return 1.0, 1.0

@@ -167,7 +167,7 @@ class DistanceKernelObjective:
         self.entropy = torch.special.xlogy(self.P, self.P).sum()
         self._base = torch.empty_like(self.P)
         self._work = torch.empty_like(self.P)
-        self.k_power, _, self.w_scale = distance_kernel_terms(kernel, self.dof)
+        self.k_power, self.w_scale = distance_kernel_terms(kernel, self.dof)
 
     def _kernel_base(self, Y):
         """Fill the base buffer with ``b = 1/(1 + d^2/dof)`` or the shifted Gaussian ``k``."""
