@@ -135,3 +135,15 @@ def to_torch(X, device):
         values = torch.tensor(coo.data, dtype=torch.float64)
         return torch.sparse_coo_tensor(indices, values, X.shape, check_invariants=False).coalesce().to(device)
     return torch.tensor(np.asarray(X, dtype=np.float64), device=device)
+
+
+def apply_mapper(mapper, standardizer, X):
+    """Run a fitted float64 mapper on ``X`` standardised as in fit; numpy out.
+
+    Float64 and no batch-dependent layers make each row's output independent
+    of the others in the batch.
+    """
+    mean, scale = standardizer
+    inputs = torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=torch.float64)
+    with torch.no_grad():
+        return mapper(inputs).numpy()

@@ -22,6 +22,7 @@ from ._backend.supervisory import (
 )
 from ._base import (
     DEVICE_CONSTRAINT,
+    apply_mapper,
     check_hidden_layer_sizes,
     check_neighbourhood_sizes,
     check_precomputed,
@@ -380,10 +381,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
         return self
 
     def _logits(self, X):
-        mean, scale = self._standardizer
-        inputs = torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=torch.float64)
-        with torch.no_grad():
-            return self.mapper_(inputs).numpy()
+        return apply_mapper(self.mapper_, self._standardizer, X)
 
     def _kept_logits(self, X):
         check_is_fitted(self, "labels_")

@@ -17,6 +17,7 @@ from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent
 from ._backend.supervisory import METRICS, SUPERVISORY_KERNELS, supervisory_distribution
 from ._base import (
     DEVICE_CONSTRAINT,
+    apply_mapper,
     check_hidden_layer_sizes,
     check_memory,
     check_neighbourhood_sizes,
@@ -465,10 +466,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return self.fit(X).embedding_
 
     def _map(self, X):
-        mean, scale = self._standardizer
-        Xs = torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=torch.float64)
-        with torch.no_grad():
-            return self.mapper_(Xs).numpy()
+        return apply_mapper(self.mapper_, self._standardizer, X)
 
     def transform(self, X):
         """Embed new points with the trained parametric mapper.
