@@ -80,10 +80,18 @@ def check_memory(n_bytes, device, what, remedy):
         )
 
 
-def fit_standardizer(X):
-    """Per-feature mean and scale; constant features get scale one."""
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
+def fit_standardizer(X, sample_weight=None):
+    """Per-feature mean and scale, weighted by ``sample_weight`` if given.
+
+    Constant features get scale one. Weighting makes a weight of ``k`` the
+    same as ``k`` copies of the row, and a weight of zero the same as no row.
+    """
+    if sample_weight is None:
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+    else:
+        mean = np.average(X, axis=0, weights=sample_weight)
+        scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sample_weight))
     scale[scale == 0] = 1.0
     return mean, scale
 

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_icon import IConClustering, IConEmbedding
+from sklearn_icon import IConClassifier, IConClustering, IConEmbedding
 
 # Small, fast instances: the checks fit on a few dozen samples.
 ESTIMATORS = [
@@ -26,11 +26,44 @@ ESTIMATORS = [
         n_init=1, max_iter=40, device="cpu", random_state=0,
     ),
     IConClustering(n_clusters=3, n_neighbors=5, mapper="table", n_init=1, max_iter=60, device="cpu", random_state=0),
+    IConClassifier(device="cpu", random_state=0),
+    IConClassifier(learned="cosine", alpha=0.1, device="cpu", random_state=0),
+    IConClassifier(
+        mapper="mlp", hidden_layer_sizes=(8,), learning_rate=0.01, max_iter=100, device="cpu", random_state=0
+    ),
+    IConClassifier(
+        mapper="mlp", learned="harmonic", alpha_q=0.05, hidden_layer_sizes=(8,), solver="lbfgs", max_iter=100,
+        device="cpu", random_state=0,
+    ),
 ]
 
-EXPECTED_FAILED_CHECKS = {}
+
+def expected_failed_checks(estimator):
+    """Checks an instance is known to fail, each with the reason."""
+    if not isinstance(estimator, IConClassifier):
+        return {}
+    if estimator.learned != "softmax" and estimator.mapper == "linear":
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "The check fits 15 points in 30 dimensions. The affine map and prototypes of the cosine and harmonic kernels "
+                "(unpenalised in scale) can match the smoothed labels exactly there, so the minimum is a "
+                "continuum; weighted and repeated fits reach different points of it, and the samples of "
+                "weight zero, which no term constrains, get different predictions (the loss is zero in "
+                "both). The strictly convex softmax instance passes."
+            )
+        }
+    if estimator.solver == "auto" and estimator.mapper == "mlp":
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "Mini-batch Adam trains in float32: weights and repetitions give the same loss, but "
+                "summed in a different order, and 100 steps carry the float32 rounding to ~5e-7 relative, "
+                "above the check's 1e-7. scikit-learn likewise runs this check for MLPClassifier only "
+                "with solver='lbfgs' (as the float64 L-BFGS MLP instance in ESTIMATORS does, and passes)."
+            )
+        }
+    return {}
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -241,3 +241,174 @@ def adam_descent(
     _check_finite(final, max_iter, hint)
     losses.append(final)
     return torch.tensor([float(v) for v in losses], dtype=torch.float64), max_iter
+
+
+#: Most function evaluations one L-BFGS line search may take.
+_LINE_SEARCH_EVALUATIONS = 25
+
+
+def lbfgs_minimize(parameters, objective, *, max_iter=200, tol=1e-4, verbose=0, prefix="IConClassifier"):
+    """Full-batch L-BFGS with a strong-Wolfe line search.
+
+    Converged when the largest absolute gradient entry falls to ``tol`` (the
+    criterion of scikit-learn's ``lbfgs`` solvers), or when the loss stops
+    changing at the working precision. At least one iteration is taken.
+
+    Parameters
+    ----------
+    parameters : list of torch.Tensor
+        Optimised in place.
+    objective : callable
+        ``objective() -> scalar tensor``, differentiable in ``parameters``.
+    max_iter : int, default=200
+    tol : float, default=1e-4
+    verbose : int, default=0
+        Report every 10 iterations when positive.
+    prefix : str
+        Name in the progress lines.
+
+    Returns
+    -------
+    losses : list of float
+        The loss before each iteration, then the final one.
+    n_iter : int
+        Iterations taken.
+    converged : bool
+    """
+    parameters = list(parameters)
+    dtype = parameters[0].dtype
+    stall = 64 * torch.finfo(dtype).eps
+    optimizer = torch.optim.LBFGS(
+        parameters,
+        lr=1.0,
+        max_iter=1,
+        # The line search's budget is max_eval less the evaluation that
+        # opens each step: leave it a full one.
+        max_eval=1 + _LINE_SEARCH_EVALUATIONS,
+        tolerance_grad=tol,
+        tolerance_change=stall,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        loss = objective()
+        loss.backward()
+        return loss.detach()
+
+    hint = "input with extreme values or a degenerate kernel (temperature or exponent)"
+    state = optimizer.state[parameters[0]]
+    losses, n_iter, converged = [], 0, False
+    tic = time.perf_counter()
+    while n_iter < max_iter:
+        # One L-BFGS iteration per step. The step returns the loss where it
+        # started and takes no iteration when the gradient there is within
+        # tol: that is convergence.
+        done_before = state.get("n_iter", 0)
+        # The first iteration is always taken, so n_iter >= 1 as
+        # scikit-learn expects even from a start that is already optimal.
+        optimizer.param_groups[0]["tolerance_grad"] = tol if n_iter else -1.0
+        loss = float(optimizer.step(closure))
+        _check_finite(loss, n_iter, hint)
+        stalled = bool(losses) and abs(losses[-1] - loss) <= stall * max(1.0, abs(loss))
+        losses.append(loss)
+        if state.get("n_iter", 0) == done_before or stalled:
+            converged = True
+            break
+        n_iter += 1
+        if verbose and n_iter % 10 == 0:
+            print(f"[{prefix}] Iteration {n_iter}: loss = {loss:.7f} ({time.perf_counter() - tic:.2f}s)", flush=True)
+    if not converged:
+        with torch.no_grad():
+            final = float(objective())
+        _check_finite(final, n_iter, hint)
+        losses.append(final)
+    if verbose:
+        print(f"[{prefix}] {'Converged' if converged else 'Stopped'} after {n_iter} iterations: "
+              f"loss = {losses[-1]:.7f} ({time.perf_counter() - tic:.2f}s)", flush=True)
+    return losses, n_iter, converged
+
+
+def minibatch_adam(
+    parameters,
+    batch_objective,
+    n_samples,
+    *,
+    batch_size,
+    max_iter=200,
+    learning_rate=1e-3,
+    tol=1e-4,
+    n_iter_no_change=10,
+    generator=None,
+    device="cpu",
+    verbose=0,
+    prefix="IConClassifier",
+):
+    """Adam over shuffled mini-batches, stopped as scikit-learn's MLPs stop.
+
+    An epoch's loss is the size-weighted mean of its batch losses; training
+    ends when it has not improved by ``tol`` for ``n_iter_no_change``
+    consecutive epochs, or after ``max_iter`` epochs.
+
+    Parameters
+    ----------
+    parameters : list of torch.Tensor
+        Optimised in place.
+    batch_objective : callable
+        ``batch_objective(index) -> scalar tensor`` for a tensor of sample
+        indices.
+    n_samples : int
+    batch_size : int
+        A single batch (no shuffling) when at least ``n_samples``.
+    max_iter : int, default=200
+        Epochs.
+    learning_rate, tol : float
+    n_iter_no_change : int, default=10
+    generator : torch.Generator, optional
+        Source of the shuffles.
+    device : torch.device or str
+    verbose : int, default=0
+        Report every epoch when positive.
+    prefix : str
+
+    Returns
+    -------
+    losses : list of float
+        Loss of each epoch.
+    n_iter : int
+        Epochs taken.
+    converged : bool
+        Whether the no-improvement rule stopped training.
+    """
+    parameters = list(parameters)
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+    hint = "a learning_rate too large for Adam, or input with extreme values"
+    losses, best, stale = [], math.inf, 0
+    tic = time.perf_counter()
+    for epoch in range(1, max_iter + 1):
+        if batch_size >= n_samples:
+            order = torch.arange(n_samples, device=device)
+        else:
+            order = torch.randperm(n_samples, generator=generator).to(device)
+        total = 0.0
+        for start in range(0, n_samples, batch_size):
+            index = order[start : start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = batch_objective(index)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * index.numel()
+        epoch_loss = float(total) / n_samples
+        _check_finite(epoch_loss, epoch, hint)
+        losses.append(epoch_loss)
+        if verbose:
+            print(f"[{prefix}] Epoch {epoch}: loss = {epoch_loss:.7f} ({time.perf_counter() - tic:.2f}s)", flush=True)
+        if epoch_loss > best - tol:
+            stale += 1
+        else:
+            stale = 0
+        best = min(best, epoch_loss)
+        if stale >= n_iter_no_change:
+            return losses, epoch, True
+    return losses, max_iter, False

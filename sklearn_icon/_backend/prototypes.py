@@ -1,0 +1,190 @@
+"""I-Con between points and class prototypes: supervised classification.
+
+The supervisory distribution is over classes, ``p(c|i) = 1`` for the class of
+point ``i`` (debiased by ``alpha``: label smoothing); the learned one compares
+the point's features ``f(x_i)`` with one learned prototype per class:
+
+``softmax``
+    ``q(c|i) ∝ exp(f(x_i) · w_c + b_c)``: cross-entropy (Theorem 9); with the
+    identity as ``f`` this is multinomial logistic regression.
+``cosine``
+    ``q(c|i) ∝ exp(cos(f(x_i), w_c) / temperature)``: a normalised softmax.
+``harmonic``
+    ``q(c|i) ∝ ||f(x_i) - w_c||^(-exponent)``: the harmonic loss of Baek et
+    al. (2025), the Student-t limit of Theorem 10 (which writes it as
+    ``(||f - w||^2)^(-n)``, i.e. ``exponent = 2 n``).
+
+Everything is in log space; the loss is the (weighted) mean over points of
+``KL(p(.|i) || q(.|i))``.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+PROTOTYPE_KERNELS = ("softmax", "cosine", "harmonic")
+
+
+def label_distribution(class_index, n_classes, alpha=0.0, dtype=torch.float64):
+    """Supervisory distribution over classes: one-hot labels smoothed by ``alpha``.
+
+    Parameters
+    ----------
+    class_index : torch.Tensor of shape (n,)
+        Integer class of each point, in ``[0, n_classes)``.
+    n_classes : int
+    alpha : float in [0, 1], default=0.0
+        Debiasing: ``(1 - alpha) one_hot + alpha / n_classes``.
+    dtype : torch.dtype, default=torch.float64
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n_classes)
+        Rows sum to one.
+    """
+    one_hot = nn.functional.one_hot(class_index, n_classes).to(dtype)
+    return (1.0 - alpha) * one_hot + alpha / n_classes
+
+
+def prototype_logits(features, prototypes, bias=None, *, kernel, temperature=0.1, exponent=2.0):
+    """Unnormalised log kernel between every point and every prototype.
+
+    Parameters
+    ----------
+    features : torch.Tensor of shape (n, d)
+    prototypes : torch.Tensor of shape (n_classes, d)
+    bias : torch.Tensor of shape (n_classes,), optional
+        Added to the ``softmax`` logits (the intercepts).
+    kernel : {"softmax", "cosine", "harmonic"}
+    temperature : float, default=0.1
+        Of the ``cosine`` kernel.
+    exponent : float, default=2.0
+        Power of the distance in the ``harmonic`` kernel.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n_classes)
+    """
+    if kernel == "softmax":
+        logits = features @ prototypes.T
+        return logits if bias is None else logits + bias
+    if kernel == "cosine":
+        unit_features = nn.functional.normalize(features, dim=1)
+        unit_prototypes = nn.functional.normalize(prototypes, dim=1)
+        return unit_features @ unit_prototypes.T / temperature
+    if kernel == "harmonic":
+        squared = (
+            (features * features).sum(1, keepdim=True)
+            - 2.0 * features @ prototypes.T
+            + (prototypes * prototypes).sum(1)
+        ).clamp_min(0.0)
+        # The floor keeps a point on its prototype finite (its probability
+        # is then one, the kernel's limit) and sits above the rounding error
+        # of the expansion above, which would otherwise decide q there.
+        floor = torch.finfo(features.dtype).eps ** 0.5
+        return -0.5 * exponent * torch.log(squared + floor)
+    raise ValueError(f"Unknown prototype kernel {kernel!r}; expected one of {PROTOTYPE_KERNELS}.")
+
+
+def debias_log_q(log_q, alpha_q):
+    """``log((1 - alpha_q) q + alpha_q / n_classes)`` computed in log space."""
+    if alpha_q == 0:
+        return log_q
+    n_classes = log_q.shape[1]
+    return torch.logaddexp(log_q + math.log1p(-alpha_q), torch.full_like(log_q, math.log(alpha_q / n_classes)))
+
+
+def label_kl(P, log_q, sample_weight=None):
+    """Mean over points of ``KL(p(.|i) || q(.|i))``, with ``0 log 0 = 0``.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n_classes)
+        Supervisory distribution, rows summing to one.
+    log_q : torch.Tensor of shape (n, n_classes)
+        Learned log-distribution.
+    sample_weight : torch.Tensor of shape (n,), optional
+        Weights of the mean (their sum must be positive).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    support = P > 0
+    cross = torch.where(support, P * log_q, torch.zeros_like(log_q))
+    per_point = (torch.special.xlogy(P, P) - cross).sum(1)
+    if sample_weight is None:
+        return per_point.mean()
+    return (sample_weight * per_point).sum() / sample_weight.sum()
+
+
+class PrototypeClassifier(nn.Module):
+    """Features ``f(x)`` compared with one learned prototype per class.
+
+    Parameters
+    ----------
+    body : torch.nn.Module
+        The mapper ``f``; ``nn.Identity`` for the linear case (a linear map
+        followed by dot products is itself linear, so the prototypes then
+        live in input space).
+    prototypes : torch.Tensor of shape (n_classes, d)
+        Initial prototypes.
+    kernel : {"softmax", "cosine", "harmonic"}
+    temperature, exponent : float
+        Kernel parameters (see :func:`prototype_logits`).
+    alpha_q : float in [0, 1), default=0.0
+        Debiasing of ``q``.
+    """
+
+    def __init__(self, body, prototypes, *, kernel, temperature=0.1, exponent=2.0, alpha_q=0.0):
+        super().__init__()
+        if kernel not in PROTOTYPE_KERNELS:
+            raise ValueError(f"Unknown prototype kernel {kernel!r}; expected one of {PROTOTYPE_KERNELS}.")
+        self.body = body
+        self.prototypes = nn.Parameter(prototypes.clone())
+        self.bias = nn.Parameter(torch.zeros_like(prototypes[:, 0])) if kernel == "softmax" else None
+        self.kernel, self.temperature, self.exponent, self.alpha_q = kernel, temperature, exponent, alpha_q
+
+    def forward(self, X):
+        """Log-probabilities ``log q(c|i)`` of shape (n, n_classes)."""
+        logits = prototype_logits(
+            self.body(X),
+            self.prototypes,
+            self.bias,
+            kernel=self.kernel,
+            temperature=self.temperature,
+            exponent=self.exponent,
+        )
+        return debias_log_q(torch.log_softmax(logits, dim=1), self.alpha_q)
+
+    def penalized_weights(self):
+        """Tensors under the L2 penalty: for ``softmax``, the body's weight
+        matrices and the prototypes.
+
+        With two classes a softmax depends only on the difference of its
+        prototypes, so that difference is what is penalised: the model is
+        then exactly (binary) logistic regression with the same penalty.
+        ``cosine`` and ``harmonic`` are unchanged when the features and the
+        prototypes are scaled together, so a penalty on weights could only
+        shrink that scale towards the kernels' numerical floors; they get
+        none.
+        """
+        if self.kernel != "softmax":
+            if isinstance(self.body, nn.Linear):
+                # An affine body starts at the identity and is pulled back
+                # towards it, which leaves its scale alone.
+                identity = torch.eye(*self.body.weight.shape, dtype=self.body.weight.dtype, device=self.body.weight.device)
+                return [self.body.weight - identity]
+            return []
+        weights = [p for name, p in self.body.named_parameters() if name.endswith("weight")]
+        weights.append(self.prototypes if len(self.prototypes) > 2 else self.prototypes[1] - self.prototypes[0])
+        return weights
+
+    def penalty(self):
+        """``sum ||W||^2 / 2`` over :meth:`penalized_weights`."""
+        total = self.prototypes.new_zeros(())
+        for weight in self.penalized_weights():
+            total = total + 0.5 * (weight * weight).sum()
+        return total
