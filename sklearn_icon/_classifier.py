@@ -347,7 +347,7 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
             )
 
-        self.module_ = module.cpu().to(torch.float64).eval()
+        self.module_ = module.cpu().to(torch.float64).eval().requires_grad_(False)
         self._standardizer = standardizer
         self.classes_ = classes
         self.prototypes_ = self.module_.prototypes.detach().numpy().copy()
