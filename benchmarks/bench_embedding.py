@@ -25,6 +25,7 @@ import argparse
 import importlib.metadata as metadata
 import os
 import platform
+import threading
 import time
 
 import numpy as np
@@ -116,6 +117,44 @@ def methods():
 def score(X, y, embedding):
     accuracy = cross_val_score(KNeighborsClassifier(n_neighbors=10), embedding, y, cv=5).mean()
     return accuracy, trustworthiness(X, embedding, n_neighbors=10)
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def timed_peak(function):
+    """Run ``function()``; return its result, wall seconds and peak extra memory in MiB.
+
+    The peak is the largest resident-set size of this process seen while
+    ``function`` runs (sampled every 5 ms by a thread), less the size just
+    before: numpy, torch and native allocations alike. On systems without
+    ``/proc`` the peak is reported as NaN.
+    """
+    try:
+        baseline = _resident_bytes()
+    except OSError:
+        tic = time.perf_counter()
+        return function(), time.perf_counter() - tic, float("nan")
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], _resident_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    tic = time.perf_counter()
+    try:
+        result = function()
+    finally:
+        seconds = time.perf_counter() - tic
+        done.set()
+        sampler.join()
+    peak[0] = max(peak[0], _resident_bytes())
+    return result, seconds, (peak[0] - baseline) / 2**20
 
 
 def machine():

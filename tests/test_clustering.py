@@ -134,6 +134,15 @@ def test_default_beats_kmeans_on_digits_and_on_held_out_points(digits_split):
     assert ours >= theirs + 0.02
 
 
+def test_weight_decay_closes_the_generalisation_gap(digits_split):
+    """With weight_decay, predict on held-out points is within 0.03 of the training accuracy."""
+    X_train, X_test, y_train, y_test = digits_split
+    model = IConClustering(n_clusters=10, weight_decay=1.0, random_state=0, device="cpu").fit(X_train)
+    train_accuracy = clustering_accuracy(y_train, model.labels_)
+    assert train_accuracy >= 0.84
+    assert held_out_accuracy(model, X_train, y_train, X_test, y_test) >= train_accuracy - 0.03
+
+
 def test_pickle_and_clone(blobs):
     X, _ = blobs
     model = IConClustering(n_clusters=4, **FAST).fit(X)
