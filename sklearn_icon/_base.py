@@ -1,5 +1,6 @@
 """Helpers shared by the estimators: device, seeds, memory and input scaling."""
 
+import functools
 import os
 from numbers import Integral
 
@@ -155,3 +156,26 @@ def apply_mapper(mapper, standardizer, X):
     inputs = torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=torch.float64)
     with torch.no_grad():
         return mapper(inputs).numpy()
+
+
+def keep_state_on_failure(fit):
+    """Decorate ``fit`` so that a fit that raises leaves the estimator as it was.
+
+    Validation (which sets ``n_features_in_``) and training run before the
+    fitted attributes are replaced; if anything raises on the way, the
+    ``KeyboardInterrupt`` of a user who stops a long fit included, the
+    estimator's previous attributes are put back, so an already fitted
+    model keeps predicting exactly as before.
+    """
+
+    @functools.wraps(fit)
+    def guarded_fit(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    return guarded_fit

@@ -17,6 +17,7 @@ from ._backend.mappers import make_mapper
 from ._backend.optimize import lbfgs_minimize, minibatch_adam
 from ._backend.prototypes import PROTOTYPE_KERNELS, PrototypeClassifier, label_distribution, label_kl
 from ._base import (
+    keep_state_on_failure,
     DEVICE_CONSTRAINT,
     apply_mapper,
     check_hidden_layer_sizes,
@@ -280,6 +281,7 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @keep_state_on_failure
     def fit(self, X, y, sample_weight=None):
         """Fit the classifier.
 

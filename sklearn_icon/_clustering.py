@@ -21,6 +21,7 @@ from ._backend.supervisory import (
     supervisory_distribution,
 )
 from ._base import (
+    keep_state_on_failure,
     DEVICE_CONSTRAINT,
     apply_mapper,
     check_hidden_layer_sizes,
@@ -332,6 +333,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
         return final, losses
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @keep_state_on_failure
     def fit(self, X, y=None):
         """Cluster ``X``.
 

@@ -16,6 +16,7 @@ from ._backend.mappers import MAPPERS, make_mapper, principal_axes
 from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent, learning_rate_auto
 from ._backend.supervisory import METRICS, SUPERVISORY_KERNELS, supervisory_distribution
 from ._base import (
+    keep_state_on_failure,
     DEVICE_CONSTRAINT,
     apply_mapper,
     check_hidden_layer_sizes,
@@ -395,6 +396,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return module.cpu().to(torch.float64).eval(), (mean, scale), losses, n_iter, lr
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @keep_state_on_failure
     def fit(self, X, y=None):
         """Fit the embedding to ``X``.
 
