@@ -130,6 +130,15 @@ def check_neighbourhood_sizes(n_samples, *, n_neighbors=None, perplexity=None):
         )
 
 
+def check_neighbor_search(neighbors, metric):
+    """An approximate search needs features: refuse it for precomputed distances."""
+    if neighbors == "approximate" and metric == "precomputed":
+        raise ValueError(
+            "neighbors='approximate' searches feature vectors, but metric='precomputed' gives distances; "
+            "use neighbors='exact' or 'auto'."
+        )
+
+
 def check_hidden_layer_sizes(hidden_layer_sizes):
     """Hidden widths must be positive integers."""
     if not all(isinstance(h, Integral) and h > 0 for h in hidden_layer_sizes):

@@ -1,0 +1,71 @@
+"""Neighbour search: exact, pynndescent's approximate one, and the automatic choice."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from sklearn_icon import IConClustering, IConEmbedding
+from sklearn_icon._backend.supervisory import kernel_input_distances, nearest_neighbors, pair_distances
+from sklearn_icon.metrics import clustering_accuracy
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(return_X_y=True)
+
+
+# pynndescent compiles per metric (~15-45 s each), so only the default metric
+# is searched here; pair_distances checks the other metrics' kernel inputs.
+@pytest.mark.parametrize("metric", ["euclidean"])
+def test_approximate_search_finds_the_exact_neighbours(digits, metric):
+    X = torch.as_tensor(digits[0][:1000])
+    exact_dist, exact_idx = nearest_neighbors(X, 15, metric)
+    dist, idx = nearest_neighbors(X, 15, metric, method="approximate", random_state=0)
+    assert dist.shape == idx.shape == (1000, 15)
+    assert not bool((idx == torch.arange(1000)[:, None]).any())
+    recall = np.mean([len(set(a.tolist()) & set(b.tolist())) / 15 for a, b in zip(idx, exact_idx)])
+    assert recall >= 0.95
+    # Kernel inputs of the pairs found are exact, ascending per row.
+    reference = kernel_input_distances(X, X, metric).gather(1, idx)
+    torch.testing.assert_close(dist, reference, rtol=1e-9, atol=1e-9)
+    assert bool((dist[:, 1:] >= dist[:, :-1]).all())
+
+
+def test_approximate_search_never_returns_the_point_itself_among_duplicates():
+    X = torch.as_tensor(np.repeat(np.random.default_rng(0).normal(size=(50, 3)), 4, axis=0))
+    _, idx = nearest_neighbors(X, 5, method="approximate", random_state=0)
+    assert not bool((idx == torch.arange(200)[:, None]).any())
+
+
+def test_pair_distances_match_the_matrix_form():
+    generator = torch.Generator().manual_seed(0)
+    A, B = torch.randn(6, 4, generator=generator, dtype=torch.float64), torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    for metric in ("euclidean", "sqeuclidean", "cosine", "manhattan"):
+        torch.testing.assert_close(pair_distances(A, B, metric), kernel_input_distances(A, B, metric).diagonal())
+
+
+def test_auto_is_exact_for_small_data(digits):
+    X = torch.as_tensor(digits[0])
+    exact = nearest_neighbors(X, 10)
+    auto = nearest_neighbors(X, 10, method="auto")
+    torch.testing.assert_close(auto[0], exact[0])
+    assert torch.equal(auto[1], exact[1])
+
+
+def test_estimators_with_approximate_neighbours_keep_their_quality(digits):
+    X, y = digits
+    embedding = IConEmbedding(neighbors="approximate", max_iter=500, random_state=0, device="cpu").fit(X)
+    exact = IConEmbedding(neighbors="exact", max_iter=500, random_state=0, device="cpu").fit(X)
+    assert embedding.kl_divergence_ <= exact.kl_divergence_ * 1.03
+    clusters = IConClustering(
+        n_clusters=10, neighbors="approximate", n_init=1, max_iter=150, random_state=0, device="cpu"
+    ).fit(X)
+    assert clustering_accuracy(y, clusters.labels_) >= 0.8
+
+
+@pytest.mark.parametrize("estimator", [IConEmbedding, IConClustering])
+def test_approximate_search_of_precomputed_distances_is_refused(estimator):
+    D = np.abs(np.subtract.outer(np.arange(20.0), np.arange(20.0)))
+    with pytest.raises(ValueError, match="neighbors='approximate'"):
+        estimator(metric="precomputed", mapper="table", neighbors="approximate", device="cpu").fit(D)
