@@ -35,6 +35,7 @@ CONFIGURATIONS = [
         "embedding-mlp-cosine",
         lambda: IConEmbedding(mapper="mlp", learned="cosine", hidden_layer_sizes=(8,), **FAST_EMBEDDING),
     ),
+    ("embedding-approximate-neighbours", lambda: IConEmbedding(neighbors="approximate", **FAST_EMBEDDING)),
     ("clustering-linear", lambda: IConClustering(n_clusters=3, n_neighbors=5, n_init=1, max_iter=40, **CPU)),
     (
         "clustering-mlp-degree-alpha",
@@ -44,6 +45,10 @@ CONFIGURATIONS = [
         ),
     ),
     ("clustering-table", lambda: IConClustering(n_clusters=3, n_neighbors=5, mapper="table", n_init=1, max_iter=40, **CPU)),
+    (
+        "clustering-approximate-neighbours",
+        lambda: IConClustering(n_clusters=3, n_neighbors=5, neighbors="approximate", n_init=1, max_iter=40, **CPU),
+    ),
     ("classifier-linear-softmax", lambda: IConClassifier(**CPU)),
     ("classifier-linear-cosine-alpha", lambda: IConClassifier(learned="cosine", alpha=0.1, **CPU)),
     (
