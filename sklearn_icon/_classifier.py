@@ -358,9 +358,12 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = n_iter
         return self
 
-    def _log_proba(self, X):
+    def _checked(self, X):
         check_is_fitted(self, "module_")
-        X = validate_data(self, X, accept_sparse=False, dtype=[np.float64, np.float32], reset=False)
+        return validate_data(self, X, accept_sparse=False, dtype=[np.float64, np.float32], reset=False)
+
+    def _log_proba(self, X):
+        X = self._checked(X)
         return apply_mapper(self.module_, self._standardizer, X)
 
     def predict_log_proba(self, X):
@@ -419,8 +422,7 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, hidden_layer_sizes[-1])
         """
-        check_is_fitted(self, "module_")
-        X = validate_data(self, X, accept_sparse=False, dtype=[np.float64, np.float32], reset=False)
+        X = self._checked(X)
         return apply_mapper(self.module_.body, self._standardizer, X)
 
     def fit_transform(self, X, y, sample_weight=None):

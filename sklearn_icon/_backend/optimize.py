@@ -299,7 +299,7 @@ def lbfgs_minimize(parameters, objective, *, max_iter=200, tol=1e-4, verbose=0, 
 
     hint = "input with extreme values or a degenerate kernel (temperature or exponent)"
     state = optimizer.state[parameters[0]]
-    losses, n_iter, converged = [], 0, False
+    losses, n_iter, converged, moved = [], 0, False, False
     tic = time.perf_counter()
     while n_iter < max_iter:
         # One L-BFGS iteration per step. The step returns the loss where it
@@ -313,13 +313,15 @@ def lbfgs_minimize(parameters, objective, *, max_iter=200, tol=1e-4, verbose=0, 
         _check_finite(loss, n_iter, hint)
         stalled = bool(losses) and abs(losses[-1] - loss) <= stall * max(1.0, abs(loss))
         losses.append(loss)
-        if state.get("n_iter", 0) == done_before or stalled:
+        moved = state.get("n_iter", 0) > done_before
+        n_iter += int(moved)
+        if not moved or stalled:
             converged = True
             break
-        n_iter += 1
         if verbose and n_iter % 10 == 0:
             print(f"[{prefix}] Iteration {n_iter}: loss = {loss:.7f} ({time.perf_counter() - tic:.2f}s)", flush=True)
-    if not converged:
+    if moved:
+        # The last step moved the parameters past the loss recorded for it.
         with torch.no_grad():
             final = float(objective())
         _check_finite(final, n_iter, hint)
