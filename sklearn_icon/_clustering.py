@@ -148,7 +148,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
         Trained mapper on the CPU in float64 (None for ``table``).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
