@@ -11,6 +11,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend.learned import DISTANCE_KERNELS, LEARNED_KERNELS
+from ._backend.interpolation import MAX_DIMENSIONS, InterpolatedStudentTObjective
 from ._backend.loss import NORMALIZATIONS, DistanceKernelObjective
 from ._backend.mappers import MAPPERS, make_mapper, principal_axes
 from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent, learning_rate_auto
@@ -37,6 +38,12 @@ from ._base import (
 _BUFFERS_CLOSED_FORM = {"joint": 4, "conditional": 6}
 _BUFFERS_AUTOGRAD = 10
 
+#: Fewest samples for which ``method="auto"`` interpolates the repulsion;
+#: below it the exact loss is as fast.
+FFT_MIN_SAMPLES = 10000
+
+LOSS_METHODS = ("auto", "exact", "fft")
+
 
 def _is_parametric(estimator):
     return estimator.mapper != "table"
@@ -55,9 +62,11 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     normalisation, and a parametric mapper (``"linear"`` or ``"mlp"``) that
     also embeds unseen points with :meth:`transform`.
 
-    The loss is computed exactly over all pairs, so memory grows as
-    ``n_samples ** 2``; a fit that would not fit in memory is refused before
-    it starts.
+    With ``method="exact"`` the loss is computed over all pairs, so memory
+    grows as ``n_samples ** 2`` (a fit that would not fit in memory is
+    refused before it starts); ``method="fft"`` keeps ``p`` sparse and
+    interpolates the repulsion on a grid, in time and memory linear in
+    ``n_samples``, and is chosen automatically for large data.
 
     Parameters
     ----------
@@ -129,6 +138,15 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         calls are fast: 1.7 s for MNIST-70k); ``auto`` searches exactly on a
         GPU and while ``n_samples**2 * n_features <= 2.5e11`` (about half a
         minute on two CPU cores), approximately beyond.
+    method : {"auto", "exact", "fft"}, default="auto"
+        How the loss and its gradient are computed. ``exact``: over all
+        pairs, ``O(n_samples ** 2)`` per iteration. ``fft``: attraction over
+        the edges of the sparse ``p`` and repulsion by FFT-accelerated
+        interpolation (FIt-SNE, Linderman et al. 2019, as in openTSNE),
+        ``O(n_samples)``; needs ``learned="student_t"``,
+        ``normalization="joint"``, ``alpha_q=0`` and ``n_components <= 2``.
+        ``auto``: ``fft`` from 10000 samples when those hold (as openTSNE
+        switches to it), else ``exact``.
     init : {"pca", "random"} or ndarray of shape (n_samples, n_components), default="pca"
         Initial embedding of the ``table`` mapper (PCA scaled to a standard
         deviation of 1e-4, as scikit-learn does); for ``linear``, ``"pca"``
@@ -203,6 +221,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
         "metric": [StrOptions(set(METRICS))],
         "neighbors": [StrOptions(set(NEIGHBOR_METHODS))],
+        "method": [StrOptions(set(LOSS_METHODS))],
         "init": [StrOptions({"pca", "random"}), np.ndarray],
         "device": DEVICE_CONSTRAINT,
         "random_state": ["random_state"],
@@ -233,6 +252,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         min_grad_norm=1e-7,
         metric="euclidean",
         neighbors="auto",
+        method="auto",
         init="pca",
         device="auto",
         random_state=None,
@@ -259,6 +279,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.min_grad_norm = min_grad_norm
         self.metric = metric
         self.neighbors = neighbors
+        self.method = method
         self.init = init
         self.device = device
         self.random_state = random_state
@@ -301,7 +322,30 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError("init contains NaN or infinity.")
         if self.mapper == "mlp":
             check_hidden_layer_sizes(self.hidden_layer_sizes)
+        self._loss_method(n)
         return X
+
+    def _fft_obstacles(self):
+        """Why ``method="fft"`` cannot compute this configuration's loss (empty if it can)."""
+        obstacles = []
+        if self.learned != "student_t":
+            obstacles.append(f"learned={self.learned!r} (needs 'student_t')")
+        if self.normalization != "joint":
+            obstacles.append(f"normalization={self.normalization!r} (needs 'joint')")
+        if self.alpha_q != 0:
+            obstacles.append(f"alpha_q={self.alpha_q} (needs 0)")
+        if self.n_components > MAX_DIMENSIONS:
+            obstacles.append(f"n_components={self.n_components} (needs at most {MAX_DIMENSIONS})")
+        return obstacles
+
+    def _loss_method(self, n_samples):
+        """``"exact"`` or ``"fft"`` for this fit; raises if ``fft`` was asked for and cannot be done."""
+        obstacles = self._fft_obstacles()
+        if self.method == "fft" and obstacles:
+            raise ValueError("method='fft' cannot be used with " + ", ".join(obstacles) + "; use method='exact'.")
+        if self.method == "auto":
+            return "fft" if not obstacles and n_samples >= FFT_MIN_SAMPLES else "exact"
+        return self.method
 
     def _check_memory(self, n, dtype, device):
         closed_form = self.learned in DISTANCE_KERNELS and self.alpha_q == 0
@@ -332,7 +376,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             random_state=self.random_state,
         )
 
-    def _objective(self, P):
+    def _objective(self, P, method):
+        if method == "fft":
+            return InterpolatedStudentTObjective(P if P.is_sparse else P.to_sparse(), dof=self.dof, alpha=self.alpha)
         if self.learned in DISTANCE_KERNELS and self.alpha_q == 0:
             return DistanceKernelObjective(P, self.learned, self.normalization, alpha=self.alpha, dof=self.dof)
         return AutogradObjective(
@@ -431,11 +477,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         n = X.shape[0]
         device = resolve_device(self.device)
         dtype = torch.float32
-        self._check_memory(n, dtype, device)
+        method = self._loss_method(n)
+        if method == "exact":
+            self._check_memory(n, dtype, device)
         generator = make_generator(self.random_state)
 
         P = self._supervisory(X, device).to(dtype)
-        objective = self._objective(P)
+        objective = self._objective(P, method)
         schedule = dict(
             max_iter=self.max_iter,
             early_exaggeration=self.early_exaggeration,

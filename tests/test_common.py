@@ -8,6 +8,9 @@ from sklearn_icon import IConClassifier, IConClustering, IConEmbedding
 ESTIMATORS = [
     IConEmbedding(perplexity=5, max_iter=60, early_exaggeration_iter=20, device="cpu", random_state=0),
     IConEmbedding(
+        perplexity=5, method="fft", alpha=0.1, max_iter=60, early_exaggeration_iter=20, device="cpu", random_state=0
+    ),
+    IConEmbedding(
         perplexity=5, mapper="linear", max_iter=40, early_exaggeration_iter=10, device="cpu", random_state=0
     ),
     IConEmbedding(

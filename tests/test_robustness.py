@@ -30,6 +30,7 @@ CONFIGURATIONS = [
             learned="gaussian", supervisory="knn", n_neighbors=5, normalization="conditional", **FAST_EMBEDDING
         ),
     ),
+    ("embedding-fft", lambda: IConEmbedding(method="fft", **FAST_EMBEDDING)),
     ("embedding-linear-alpha", lambda: IConEmbedding(mapper="linear", alpha=0.2, **FAST_EMBEDDING)),
     (
         "embedding-mlp-cosine",
