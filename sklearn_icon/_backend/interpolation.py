@@ -120,9 +120,13 @@ class InterpolationGrid:
         node = box[:, :, None] * p + offsets  # (n, d, p)
         if d == 1:
             self.index, self.weights = node[:, 0, :], weights[:, 0, :]
+            self.padded_index = self.index
         else:
             self.index = (node[:, 0, :, None] * nodes_per_side + node[:, 1, None, :]).reshape(n, p * p)
             self.weights = (weights[:, 0, :, None] * weights[:, 1, None, :]).reshape(n, p * p)
+            # The same nodes in the zero-padded (2m x 2m) grid of the FFT,
+            # read without cutting (and copying) its first quadrant out.
+            self.padded_index = (node[:, 0, :, None] * (2 * nodes_per_side) + node[:, 1, None, :]).reshape(n, p * p)
         self.n_dimensions, self.n_nodes, self.nodes_per_side = d, p, nodes_per_side
         self.spacing = box_width / p
         self.dtype, self.device = Y.dtype, Y.device
@@ -183,8 +187,8 @@ class InterpolationGrid:
         sums = []
         for kernel in kernels:
             potential = torch.fft.irfftn(spectrum * self._kernel_spectrum(kernel), s=(2 * m,) * d, dim=dims)
-            potential = potential[(slice(None),) + (slice(0, m),) * d].reshape(n_charges, -1)
-            sums.append((potential[:, self.index] * self.weights).sum(-1))
+            potential = potential.reshape(n_charges, -1)
+            sums.append((potential[:, self.padded_index] * self.weights).sum(-1))
         return sums
 
 
@@ -266,9 +270,9 @@ class InterpolatedStudentTObjective:
         return torch.cat([ones, Y.T], 0)
 
     def _kernels(self, with_log):
-        """Kernel functions for ``Z`` (k), the repulsion (k b), and optionally the uniform attraction and log-kernel."""
+        """Kernel functions: the repulsion's ``k b``, and with debiasing ``b`` and, for the loss, ``log k``."""
         power = self.k_power
-        kernels = [lambda s: self._base(s) ** power, lambda s: self._base(s) ** (power + 1.0)]
+        kernels = [lambda s: self._base(s) ** (power + 1.0)]
         if self.alpha > 0:
             kernels.append(self._base)
             if with_log:
@@ -302,14 +306,21 @@ class InterpolatedStudentTObjective:
         charges = self._charges(Y)
         kernels = self._kernels(with_log=compute_loss)
         sums = grid.kernel_sums(charges, kernels)
-        mass = sums[0][0].sum() - grid.self_sums(kernels[0]).sum()
+        far = sums[0]
+        # Z = sum_ij k_ij needs no kernel sum of its own: k = k b (1 + d^2 / dof)
+        # expands into the repulsion's sums, sum_i phi_i (1 + 2 |y_i|^2 / dof)
+        # - (2 / dof) sum_i y_i . phi_y,i, which cancel in part: float64.
+        wide = far.to(torch.float64)
+        Y64 = Y.to(torch.float64)
+        mass = (wide[0] * (1.0 + 2.0 * (Y64 * Y64).sum(1) / self.dof)).sum() - 2.0 / self.dof * (Y64 * wide[1:].T).sum()
+        mass = (mass - grid.self_sums(kernels[0]).to(torch.float64).sum()).to(Y.dtype)
         differences, squared = self._edge_terms(Y)
         loss, grad = math.nan, None
         if compute_loss:
             cross = -self.k_power * (2.0 * self.edge_p * torch.log1p(squared / self.dof)).sum()
             if self.alpha > 0:
                 # The uniform part meets every pair's log kernel.
-                cross = cross + self.uniform * (sums[3][0].sum() - grid.self_sums(kernels[3]).sum())
+                cross = cross + self.uniform * (sums[2][0].sum() - grid.self_sums(kernels[2]).sum())
             loss = self.entropy - cross + torch.log(mass)
         if gradient:
             weight = self._base(squared).mul_(self.edge_p)
@@ -320,9 +331,8 @@ class InterpolatedStudentTObjective:
                 attraction.append(pull.scatter_add_(0, self.cols, force.neg_()))
             attraction = exaggeration * torch.stack(attraction, 1)
             if self.alpha > 0:
-                near = sums[2]
+                near = sums[1]
                 attraction += exaggeration * self.uniform * (Y * near[0][:, None] - near[1:].T)
-            far = sums[1]
             repulsion = (Y * far[0][:, None] - far[1:].T) / mass
             grad = 4.0 * self.c * (attraction - repulsion)
         return loss, grad
