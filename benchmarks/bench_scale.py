@@ -12,14 +12,14 @@ installed.
 
 openTSNE and UMAP are optional (``pip install openTSNE umap-learn``); their
 first call in a process compiles numba code, paid here by a warm-up on a
-small subset before the table. IConClustering runs only at the sizes in
-``--cluster-sizes``: its full-batch fit is slow on a CPU beyond a few
-thousand points.
+small subset before the table. The clusterings run only at the sizes in
+``--cluster-sizes`` (beyond 2000 points IConClustering trains on
+mini-batches of sampled walk pairs).
 
 Usage::
 
     python benchmarks/bench_scale.py
-    python benchmarks/bench_scale.py --sizes 10000 30000 --cluster-sizes 10000
+    python benchmarks/bench_scale.py --cluster-sizes 70000
     python benchmarks/bench_scale.py --mnist-npz mnist_pca50.npz --synthetic 200000
 """
 
@@ -55,6 +55,9 @@ def embedding_methods():
 def clustering_methods(n_clusters):
     """(name, function X -> labels) for IConClustering and KMeans."""
     yield "IConClustering (defaults)", lambda X: IConClustering(n_clusters, random_state=0).fit_predict(X)
+    yield "IConClustering (mapper=mlp)", lambda X: IConClustering(
+        n_clusters, mapper="mlp", random_state=0
+    ).fit_predict(X)
     yield "KMeans(n_init=10)", lambda X: KMeans(n_clusters, n_init=10, random_state=0).fit_predict(X)
 
 

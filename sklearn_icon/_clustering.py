@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend.cluster import CLUSTER_KERNELS, EdgeList, cluster_loss
+from ._backend.cluster import CLUSTER_KERNELS, EdgeList, WalkSampler, cluster_loss, sampled_cross_entropy
 from ._backend.mappers import make_mapper
 from ._backend.optimize import N_ITER_CHECK, DivergedError
 from ._backend.supervisory import (
@@ -36,6 +36,14 @@ from ._base import (
 )
 
 _CLUSTER_MAPPERS = ("linear", "mlp", "table")
+
+#: Anchors of the fixed sample on which mini-batch restarts are compared.
+_EVALUATION_PAIRS = 65536
+
+#: ``batch_size="auto"``: the exact full-batch loss up to this many samples,
+#: mini-batches of ``AUTO_BATCH_SIZE`` anchors beyond.
+FULL_BATCH_MAX_SAMPLES = 2000
+AUTO_BATCH_SIZE = 4096
 
 #: Walk steps smoothing the random start of free logits (``mapper="table"``).
 _TABLE_INIT_WALKS = 10
@@ -102,7 +110,21 @@ class IConClustering(ClusterMixin, BaseEstimator):
         Restarts from different random initialisations; the one with the
         lowest loss is kept.
     max_iter : int, default=300
-        Full-batch Adam steps per restart.
+        Adam steps per restart.
+    batch_size : int, "auto" or None, default="auto"
+        None: every step computes the exact loss over all edges of the
+        propagated ``p`` (their number grows as ``n_neighbors ** (1 +
+        n_walk_steps)`` per point). An int: every step draws that many
+        anchors uniformly, one neighbour of each from ``p~`` by a random
+        walk on the one-step graph (so ``p``'s powers are never formed), and
+        ``alpha``'s uniform neighbours; cluster masses are estimated from
+        the anchors. Memory and time per step no longer depend on the
+        walks, which makes large data feasible; needs
+        ``propagation="sum"`` and ``learned="cluster"``. ``"auto"``: None
+        up to 2000 samples or when those do not hold, 4096 beyond. On
+        MNIST-70k (PCA-50) with ``mapper="mlp"`` and 4096, one fit takes
+        about a minute on two CPU cores, k-NN search included, for a
+        Hungarian accuracy of 0.87-0.95 (seeds 0-2).
     learning_rate : float, default=0.05
         Adam's step size.
     weight_decay : float, default=0.0
@@ -139,7 +161,9 @@ class IConClustering(ClusterMixin, BaseEstimator):
         Mean of each cluster's members in input space (``n_labels`` is the
         number of non-empty clusters).
     loss_ : float
-        Final loss of the kept restart.
+        Final loss of the kept restart. With ``batch_size``, the
+        cross-entropy ``-E log q~(j|i)`` estimated on one fixed sample of
+        pairs (the KL plus the entropy of ``p~``, which no restart changes).
     loss_curve_ : ndarray
         Its loss every 50 iterations, then the final loss.
     n_iter_ : int
@@ -182,6 +206,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
         "hidden_layer_sizes": [tuple, list],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "metric": [StrOptions(set(METRICS))],
@@ -207,6 +232,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
         hidden_layer_sizes=(100,),
         n_init=4,
         max_iter=300,
+        batch_size="auto",
         learning_rate=0.05,
         weight_decay=0.0,
         metric="euclidean",
@@ -228,6 +254,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_init = n_init
         self.max_iter = max_iter
+        self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.metric = metric
@@ -269,10 +296,31 @@ class IConClustering(ClusterMixin, BaseEstimator):
         )
         if self.mapper == "mlp":
             check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.batch_size not in (None, "auto"):
+            if self.propagation != "sum":
+                raise ValueError(
+                    "batch_size needs propagation='sum': walks sample its neighbours, but the uniform "
+                    "distribution over reachable points has no such sampler; use batch_size=None."
+                )
+            if self.learned != "cluster":
+                raise ValueError(
+                    f"batch_size needs learned='cluster'; learned={self.learned!r} weights neighbours by the "
+                    "degrees of the propagated graph, which mini-batches never form. Use batch_size=None."
+                )
         return X
 
-    def _supervisory(self, X, device):
-        """Row-stochastic sparse ``p`` (float64) and the log degrees of its graph."""
+    def _batch_size(self, n_samples):
+        """Anchors per step, or None for the exact full-batch loss."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        samplable = self.propagation == "sum" and self.learned == "cluster"
+        return AUTO_BATCH_SIZE if samplable and n_samples > FULL_BATCH_MAX_SAMPLES else None
+
+    def _supervisory(self, X, device, walks=True):
+        """Row-stochastic sparse ``p`` (float64) and the log degrees of its graph.
+
+        ``walks=False`` returns the one-step ``p``, before propagation.
+        """
         if self.supervisory == "precomputed":
             P = normalize_rows(to_torch(sp.csr_matrix(X), device))
         else:
@@ -291,7 +339,8 @@ class IConClustering(ClusterMixin, BaseEstimator):
                     neighbors=self.neighbors,
                     random_state=self.random_state,
                 )
-        P = propagate(P, self.n_walk_steps, self.propagation)
+        if walks:
+            P = propagate(P, self.n_walk_steps, self.propagation)
         n = P.shape[0]
         # Degree of each node in the symmetrised graph (P + P^T) / 2.
         in_mass = torch.zeros(n, dtype=P.dtype, device=device).index_add_(0, P.indices()[1], P.values())
@@ -352,6 +401,69 @@ class IConClustering(ClusterMixin, BaseEstimator):
         losses.append(final)
         return final, losses
 
+    def _sample_pairs(self, sampler, n_anchors, generator):
+        """Anchors, their walk neighbours (kept pairs only) and uniform neighbours."""
+        anchors = torch.randint(sampler.n, (n_anchors,), generator=generator)
+        neighbours, kept = sampler.sample(anchors, generator)
+        uniform = torch.randint(sampler.n, (n_anchors,), generator=generator) if self.alpha > 0 else None
+        return anchors, kept, neighbours, uniform
+
+    def _pair_cross_entropy(self, log_phi, pairs, log_mass):
+        """``(1 - alpha) E_p~ log q~ + alpha E_uniform log q~`` over sampled pairs, from log assignments.
+
+        ``log_phi`` holds the rows of the anchors, then their neighbours,
+        then the uniform neighbours, in the order of ``pairs``.
+        """
+        anchors, kept, _, uniform = pairs
+        m = anchors.shape[0]
+        at_anchor, at_neighbour = log_phi[:m], log_phi[m : 2 * m]
+        n = self._n_train
+        cross = sampled_cross_entropy(at_anchor[kept], at_neighbour[kept], log_mass, alpha_q=self.alpha_q, n=n)
+        if uniform is not None:
+            spread = sampled_cross_entropy(at_anchor, log_phi[2 * m :], log_mass, alpha_q=self.alpha_q, n=n)
+            cross = (1.0 - self.alpha) * cross + self.alpha * spread
+        return cross
+
+    def _pair_log_phi(self, model, inputs, pairs, device):
+        anchors, _, neighbours, uniform = pairs
+        index = torch.cat([anchors, neighbours] + ([uniform] if uniform is not None else [])).to(device)
+        logits = model(inputs.index_select(0, index)) if inputs is not None else model().index_select(0, index)
+        return torch.log_softmax(logits, dim=1)
+
+    def _train_batched(self, model, inputs, sampler, evaluation, generator, restart, batch_size):
+        """Adam on sampled pairs; the loss of the restart on the fixed ``evaluation`` pairs."""
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        device = next(model.parameters()).device
+        n = sampler.n
+        self._n_train = n
+        losses = []
+        for it in range(1, self.max_iter + 1):
+            pairs = self._sample_pairs(sampler, batch_size, generator)
+            optimizer.zero_grad(set_to_none=True)
+            log_phi = self._pair_log_phi(model, inputs, pairs, device)
+            # The anchors are a uniform sample: their mass, scaled to n
+            # points, estimates each cluster's mass.
+            log_mass = torch.logsumexp(log_phi[:batch_size], dim=0) + np.log(n / batch_size)
+            loss = -self._pair_cross_entropy(log_phi, pairs, log_mass)
+            loss.backward()
+            optimizer.step()
+            if it % N_ITER_CHECK == 0:
+                value = float(loss.detach())
+                if not np.isfinite(value):
+                    raise DivergedError(
+                        f"The loss became {value} at iteration {it}; lower learning_rate "
+                        "or check the input for extreme values."
+                    )
+                losses.append(value)
+                if self.verbose:
+                    print(f"[IConClustering] restart {restart} iteration {it}: sampled loss = {value:.6f}", flush=True)
+        with torch.no_grad():
+            all_logits = model(inputs) if inputs is not None else model()
+            log_mass = torch.logsumexp(torch.log_softmax(all_logits, dim=1), dim=0)
+            final = float(-self._pair_cross_entropy(self._pair_log_phi(model, inputs, evaluation, device), evaluation, log_mass))
+        losses.append(final)
+        return final, losses
+
     @_fit_context(prefer_skip_nested_validation=True)
     @keep_state_on_failure
     def fit(self, X, y=None):
@@ -376,7 +488,9 @@ class IConClustering(ClusterMixin, BaseEstimator):
         device = resolve_device(self.device)
         dtype = torch.float32
         generator = make_generator(self.random_state)
-        P, log_degree = self._supervisory(X, device)
+        batch_size = self._batch_size(n)
+        batched = batch_size is not None
+        P, log_degree = self._supervisory(X, device, walks=not batched)
         P, log_degree = P.to(dtype), (log_degree.to(dtype) if self.learned == "cluster_degree" else None)
 
         dense = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
@@ -387,10 +501,16 @@ class IConClustering(ClusterMixin, BaseEstimator):
             standardizer = fit_standardizer(dense)
             inputs = torch.as_tensor((dense - standardizer[0]) / standardizer[1], dtype=dtype, device=device)
 
+        if batched:
+            sampler = WalkSampler(P.cpu(), self.n_walk_steps)
+            evaluation = self._sample_pairs(sampler, min(n, _EVALUATION_PAIRS), generator)
         best = None
         for restart in range(self.n_init):
             model = self._make_model(n, X.shape[1], generator, dtype, P).to(device)
-            loss, losses = self._train(model, inputs, P, log_degree, restart)
+            if batched:
+                loss, losses = self._train_batched(model, inputs, sampler, evaluation, generator, restart, batch_size)
+            else:
+                loss, losses = self._train(model, inputs, P, log_degree, restart)
             if best is None or loss < best[0]:
                 best = (loss, losses, model)
         loss, losses, model = best

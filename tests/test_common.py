@@ -29,6 +29,9 @@ ESTIMATORS = [
         n_init=1, max_iter=40, device="cpu", random_state=0,
     ),
     IConClustering(n_clusters=3, n_neighbors=5, mapper="table", n_init=1, max_iter=60, device="cpu", random_state=0),
+    IConClustering(
+        n_clusters=3, n_neighbors=5, batch_size=16, alpha=0.1, n_init=2, max_iter=60, device="cpu", random_state=0
+    ),
     IConClassifier(device="cpu", random_state=0),
     IConClassifier(learned="cosine", alpha=0.1, device="cpu", random_state=0),
     IConClassifier(

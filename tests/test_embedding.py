@@ -71,7 +71,10 @@ def test_transform_only_exists_for_parametric_mappers():
         dict(learned="student_t", dof=3.0),
         dict(learned="cosine", n_components=3, mapper="mlp"),
         dict(mapper="linear"),
-        dict(alpha=0.1, alpha_q=0.05),
+        # Debiased q pulls clusters together: at 150 iterations the embedding
+        # is still merging (10-NN accuracy 0.89 for every seed), at 300 it
+        # is separated (1.00 for every seed).
+        dict(alpha=0.1, alpha_q=0.05, max_iter=300, early_exaggeration_iter=100),
         dict(normalization="conditional"),
         dict(supervisory="knn", n_neighbors=10),
         dict(supervisory="gaussian", bandwidth=2.0),

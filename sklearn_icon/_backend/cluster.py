@@ -223,3 +223,89 @@ def cluster_loss(P, log_phi, *, alpha=0.0, alpha_q=0.0, log_degree=None, block_s
     else:
         cross = (p * log_q_edges).sum()
     return (entropy - cross) / n
+
+
+class WalkSampler:
+    """Draws neighbours ``j ~ p~(.|i)`` of the propagated distribution by random walks.
+
+    :func:`~sklearn_icon._backend.supervisory.propagate` with ``mode="sum"``
+    gives ``p~ ∝ P + P^2 + ... + P^(s+1)`` without its diagonal: a walk on
+    ``P`` of a length drawn uniformly from ``1..s+1``, kept when it does not
+    end where it started. Sampling those walks gives pairs with exactly that
+    distribution while storing only ``P``, whose powers have far more edges
+    (``k^(s+1)`` per row).
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), sparse COO
+        Row-stochastic one-step distribution, on the CPU.
+    n_walk_steps : int
+        ``s``, the extra steps.
+    """
+
+    def __init__(self, P, n_walk_steps):
+        P = P.coalesce()
+        rows, cols = P.indices()
+        values = P.values().to(torch.float64)
+        n = P.shape[0]
+        self.n, self.n_walk_steps, self.cols = n, int(n_walk_steps), cols
+        counts = torch.bincount(rows, minlength=n)
+        self.row_end = counts.cumsum(0)
+        # One running sum over all edges: row i's mass lies between
+        # cumulative[row_start] and cumulative[row_end], so one sorted
+        # search picks the next node of every walk at once.
+        self.cumulative = values.cumsum(0)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.float64), self.cumulative])
+        self.row_base = offsets[self.row_end - counts]
+        self.row_mass = offsets[self.row_end] - self.row_base
+
+    def step(self, nodes, generator):
+        """One step of the walk from each of ``nodes``."""
+        u = torch.rand(nodes.shape, generator=generator, dtype=torch.float64)
+        position = torch.searchsorted(self.cumulative, self.row_base[nodes] + u * self.row_mass[nodes], right=True)
+        return self.cols[torch.minimum(position, self.row_end[nodes] - 1)]
+
+    def sample(self, anchors, generator):
+        """One neighbour per anchor, by a walk of random length.
+
+        Returns
+        -------
+        neighbours : torch.Tensor of shape (n_anchors,)
+        kept : torch.Tensor of bool, shape (n_anchors,)
+            False where the walk came back to its anchor: those pairs are
+            not in ``p~`` and must be dropped.
+        """
+        lengths = torch.randint(1, self.n_walk_steps + 2, anchors.shape, generator=generator)
+        nodes = anchors
+        for t in range(1, self.n_walk_steps + 2):
+            nodes = torch.where(lengths >= t, self.step(nodes, generator), nodes)
+        return nodes, nodes != anchors
+
+
+def sampled_cross_entropy(
+    log_phi_anchors, log_phi_neighbours, log_mass, *, log_degree_neighbours=None, alpha_q=0.0, n=None
+):
+    """Mean ``log q(j|i)`` over sampled pairs, from their log soft assignments.
+
+    Parameters
+    ----------
+    log_phi_anchors, log_phi_neighbours : torch.Tensor of shape (n_pairs, n_clusters)
+        Log soft assignments of the two ends of each pair.
+    log_mass : torch.Tensor of shape (n_clusters,)
+        ``log m_c`` (or ``log M_c`` for ``cluster_degree``) over the whole
+        data set, or an estimate of it.
+    log_degree_neighbours : torch.Tensor of shape (n_pairs,), optional
+        Log degrees of the neighbours, for ``cluster_degree``.
+    alpha_q : float, default=0.0
+    n : int
+        Number of points (for the uniform part of ``alpha_q``).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar mean of ``log q~(j|i)``.
+    """
+    log_q = torch.logsumexp(log_phi_anchors + log_phi_neighbours - log_mass, dim=1)
+    if log_degree_neighbours is not None:
+        log_q = log_q + log_degree_neighbours
+    return _mix_uniform(log_q, alpha_q, n).mean()
