@@ -140,3 +140,19 @@ def test_auto_method_switches_at_the_threshold():
     assert model._loss_method(FFT_MIN_SAMPLES - 1) == "exact"
     assert model._loss_method(FFT_MIN_SAMPLES) == "fft"
     assert IConEmbedding(learned="gaussian")._loss_method(FFT_MIN_SAMPLES) == "exact"
+
+
+def test_sharded_edges_give_the_same_objective(digits_p, monkeypatch):
+    import sklearn_icon._backend.interpolation as interpolation
+
+    generator = torch.Generator().manual_seed(4)
+    Y = 5.0 * torch.randn((400, 2), generator=generator, dtype=torch.float64)
+    single = InterpolatedStudentTObjective(digits_p, alpha=0.2)
+    monkeypatch.setattr(interpolation, "_MIN_EDGES_PER_SHARD", 500)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    sharded = InterpolatedStudentTObjective(digits_p, alpha=0.2)
+    assert len(single.shards) == 1 and len(sharded.shards) == 3
+    loss, grad = single(Y, exaggeration=3.0)
+    sharded_loss, sharded_grad = sharded(Y, exaggeration=3.0)
+    assert float(sharded_loss) == pytest.approx(float(loss), rel=1e-12)
+    torch.testing.assert_close(sharded_grad, grad, rtol=1e-10, atol=1e-14)
