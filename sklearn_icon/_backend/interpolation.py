@@ -196,11 +196,21 @@ class InterpolationGrid:
         grid = torch.zeros((n_charges, m**d), dtype=self.dtype, device=self.device)
         grid.index_add_(1, self.index.reshape(-1), spread)
         grid = grid.reshape((n_charges,) + (m,) * d)
-        dims = tuple(range(-d, 0))
-        spectrum = torch.fft.rfftn(grid, s=(2 * m,) * d, dim=dims)
+        if d == 1:
+            spectrum = torch.fft.rfft(grid, n=2 * m, dim=-1)
+        else:
+            # Two 1-D passes instead of rfftn: the first runs over the m rows
+            # that hold charges, not the 2m of the padded grid.
+            spectrum = torch.fft.fft(torch.fft.rfft(grid, n=2 * m, dim=-1), n=2 * m, dim=-2)
         sums = []
         for kernel in kernels:
-            potential = torch.fft.irfftn(spectrum * self._kernel_spectrum(kernel), s=(2 * m,) * d, dim=dims)
+            product = spectrum * self._kernel_spectrum(kernel)
+            if d == 1:
+                potential = torch.fft.irfft(product, n=2 * m, dim=-1)
+            else:
+                # Only the first m rows of the result are read: the last
+                # pass runs over those alone.
+                potential = torch.fft.irfft(torch.fft.ifft(product, dim=-2)[:, :m], n=2 * m, dim=-1)
             potential = potential.reshape(n_charges, -1)
             sums.append((potential[:, self.padded_index] * self.weights).sum(-1))
         return sums
