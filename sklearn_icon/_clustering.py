@@ -367,8 +367,6 @@ class IConClustering(ClusterMixin, BaseEstimator):
 
     def _train(self, model, inputs, P, log_degree, restart):
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        losses = []
-
         edges = EdgeList.from_sparse(P)
 
         def loss_now():
@@ -381,9 +379,18 @@ class IConClustering(ClusterMixin, BaseEstimator):
                 edges=edges,
             )
 
+        losses = self._adam_steps(optimizer, loss_now, restart, "loss")
+        with torch.no_grad():
+            final = float(loss_now())
+        losses.append(final)
+        return final, losses
+
+    def _adam_steps(self, optimizer, step_loss, restart, name):
+        """``max_iter`` optimiser steps on ``step_loss()``; the loss every ``N_ITER_CHECK`` steps."""
+        losses = []
         for it in range(1, self.max_iter + 1):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_now()
+            loss = step_loss()
             loss.backward()
             optimizer.step()
             if it % N_ITER_CHECK == 0:
@@ -395,11 +402,8 @@ class IConClustering(ClusterMixin, BaseEstimator):
                     )
                 losses.append(value)
                 if self.verbose:
-                    print(f"[IConClustering] restart {restart} iteration {it}: loss = {value:.6f}", flush=True)
-        with torch.no_grad():
-            final = float(loss_now())
-        losses.append(final)
-        return final, losses
+                    print(f"[IConClustering] restart {restart} iteration {it}: {name} = {value:.6f}", flush=True)
+        return losses
 
     def _sample_pairs(self, sampler, n_anchors, generator):
         """Anchors, their walk neighbours (kept pairs only) and uniform neighbours."""
@@ -436,27 +440,16 @@ class IConClustering(ClusterMixin, BaseEstimator):
         device = next(model.parameters()).device
         n = sampler.n
         self._n_train = n
-        losses = []
-        for it in range(1, self.max_iter + 1):
+
+        def sampled_loss():
             pairs = self._sample_pairs(sampler, batch_size, generator)
-            optimizer.zero_grad(set_to_none=True)
             log_phi = self._pair_log_phi(model, inputs, pairs, device)
             # The anchors are a uniform sample: their mass, scaled to n
             # points, estimates each cluster's mass.
             log_mass = torch.logsumexp(log_phi[:batch_size], dim=0) + np.log(n / batch_size)
-            loss = -self._pair_cross_entropy(log_phi, pairs, log_mass)
-            loss.backward()
-            optimizer.step()
-            if it % N_ITER_CHECK == 0:
-                value = float(loss.detach())
-                if not np.isfinite(value):
-                    raise DivergedError(
-                        f"The loss became {value} at iteration {it}; lower learning_rate "
-                        "or check the input for extreme values."
-                    )
-                losses.append(value)
-                if self.verbose:
-                    print(f"[IConClustering] restart {restart} iteration {it}: sampled loss = {value:.6f}", flush=True)
+            return -self._pair_cross_entropy(log_phi, pairs, log_mass)
+
+        losses = self._adam_steps(optimizer, sampled_loss, restart, "sampled loss")
         with torch.no_grad():
             all_logits = model(inputs) if inputs is not None else model()
             log_mass = torch.logsumexp(torch.log_softmax(all_logits, dim=1), dim=0)
