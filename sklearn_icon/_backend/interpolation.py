@@ -250,10 +250,9 @@ class InterpolatedStudentTObjective:
         values = P.values()
         # P is symmetric: one direction of each edge carries both forces.
         upper = rows < cols
-        self.rows, self.cols = rows[upper], cols[upper]
         self.n, self.dof, self.alpha = n, float(dof), float(alpha)
         self.edge_p = (1.0 - self.alpha) * values[upper]
-        self.shards = self._shards(rows.device)
+        self.shards = self._shards(rows[upper], cols[upper], self.edge_p)
         self.uniform = self.alpha / (n * (n - 1.0))
         self.k_power = 0.5 * (self.dof + 1.0)
         self.c = self.k_power / self.dof
@@ -269,29 +268,29 @@ class InterpolatedStudentTObjective:
         if self.alpha > 0:
             self.entropy += (n * (n - 1.0) - 2.0 * self.edge_p.numel()) * self.uniform * math.log(self.uniform)
 
-    def _shards(self, device):
-        """Split the edges at row boundaries into one shard per CPU thread.
+    def _shards(self, rows, cols, edge_p):
+        """Split the edges, sorted by row, at row boundaries into one shard per CPU thread.
 
         Gathers, segment sums and scatters over millions of edges run on
         one core in torch; shards of whole rows are independent, so threads
         (torch releases the GIL) use every core. A GPU gets one shard.
         """
-        n_edges = self.rows.numel()
+        device = rows.device
+        n_edges = rows.numel()
         n_shards = 1 if device.type != "cpu" or n_edges < _MIN_EDGES_PER_SHARD else torch.get_num_threads()
         n_shards = max(1, min(n_shards, n_edges // _MIN_EDGES_PER_SHARD))
         shards = []
         # Coalesced rows are sorted: a shard is a contiguous range of rows,
         # and the forces on its row ends are segment sums.
         bounds = torch.searchsorted(
-            self.rows, torch.linspace(0, self.n, n_shards + 1, device=device).round().long()
+            rows, torch.linspace(0, self.n, n_shards + 1, device=device).round().long()
         ).tolist()
         for k in range(n_shards):
             edges = slice(bounds[k], bounds[k + 1])
-            first = int(self.rows[bounds[k]]) if bounds[k] < n_edges else self.n
-            last = int(self.rows[bounds[k + 1] - 1]) + 1 if bounds[k + 1] > bounds[k] else first
-            rows = self.rows[edges]
-            lengths = torch.bincount(rows - first, minlength=last - first) if last > first else None
-            shards.append((rows, self.cols[edges], self.edge_p[edges], first, last, lengths))
+            first = int(rows[bounds[k]]) if bounds[k] < n_edges else self.n
+            last = int(rows[bounds[k + 1] - 1]) + 1 if bounds[k + 1] > bounds[k] else first
+            lengths = torch.bincount(rows[edges] - first, minlength=last - first) if last > first else None
+            shards.append((rows[edges], cols[edges], edge_p[edges], first, last, lengths))
         return shards
 
     def _shard_terms(self, columns, shard, compute_loss, gradient):
