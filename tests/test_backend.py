@@ -19,7 +19,9 @@ from sklearn_icon._backend.optimize import AutogradObjective
 from sklearn_icon._backend.supervisory import (
     calibrate_to_perplexity,
     debias,
+    mix_label_distribution,
     nearest_neighbors,
+    shared_label_distribution,
     supervisory_distribution,
 )
 
@@ -196,3 +198,29 @@ def test_exaggeration_scales_attraction_only_in_both_objectives(data, normalizat
     torch.testing.assert_close(g_closed, g_auto, atol=1e-12, rtol=1e-9)
     # The reported loss is the plain one.
     assert abs(float(loss) - float(icon_loss(P, Y, normalization=normalization))) < 1e-12
+
+
+def test_shared_label_distribution_is_uniform_over_partners():
+    labels = torch.tensor([0, 0, 1, 1, 1, -1, 2])
+    P = shared_label_distribution(labels).to_dense()
+    assert torch.all(P.diagonal() == 0)
+    # Partners: rows sum to one; the unlabelled sample and the lone label 2 have none.
+    np.testing.assert_allclose(P.sum(1).numpy(), [1, 1, 1, 1, 1, 0, 0])
+    np.testing.assert_allclose(P[2].numpy(), [0, 0, 0, 0.5, 0.5, 0, 0])
+    assert torch.all(P[:, 5] == 0) and torch.all(P[:, 6] == 0)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_label_mixing_keeps_rows_stochastic_and_unlabelled_rows_unchanged(data, sparse):
+    labels = torch.arange(N) % 3
+    labels[::4] = -1
+    P = supervisory_distribution(data[0], perplexity=5.0, normalization="conditional")
+    P = P if sparse else P.to_dense()
+    mixed = mix_label_distribution(P, labels, 0.3)
+    assert mixed.is_sparse == sparse
+    mixed, dense_P = mixed.to_dense(), P.to_dense()
+    np.testing.assert_allclose(mixed.sum(1).numpy(), 1.0, rtol=1e-12)
+    unlabelled = labels == -1
+    torch.testing.assert_close(mixed[unlabelled], dense_P[unlabelled])
+    expected = 0.7 * dense_P[1] + 0.3 * shared_label_distribution(labels).to_dense()[1]
+    torch.testing.assert_close(mixed[1], expected)

@@ -23,6 +23,10 @@ ESTIMATORS = [
         device="cpu",
         random_state=0,
     ),
+    IConEmbedding(
+        perplexity=5, label_weight=0.5, mapper="linear", max_iter=40, early_exaggeration_iter=10, device="cpu",
+        random_state=0,
+    ),
     IConClustering(n_clusters=3, n_neighbors=5, n_init=2, max_iter=60, device="cpu", random_state=0),
     IConClustering(
         n_clusters=3, n_neighbors=5, mapper="mlp", hidden_layer_sizes=(8,), learned="cluster_degree", alpha=0.2,

@@ -156,3 +156,16 @@ def test_sharded_edges_give_the_same_objective(digits_p, monkeypatch):
     sharded_loss, sharded_grad = sharded(Y, exaggeration=3.0)
     assert float(sharded_loss) == pytest.approx(float(loss), rel=1e-12)
     torch.testing.assert_close(sharded_grad, grad, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fft_on_cuda_matches_cpu_quality():
+    X, y = load_digits(return_X_y=True)
+    params = dict(method="fft", random_state=0, max_iter=500)
+    gpu = IConEmbedding(device="cuda", **params).fit(X)
+    cpu = IConEmbedding(device="cpu", **params).fit(X)
+    assert isinstance(gpu.embedding_, np.ndarray)
+    assert gpu.kl_divergence_ < cpu.kl_divergence_ + 0.05
+    accuracy = cross_val_score(KNeighborsClassifier(10), gpu.embedding_, y, cv=5).mean()
+    cpu_accuracy = cross_val_score(KNeighborsClassifier(10), cpu.embedding_, y, cv=5).mean()
+    assert accuracy > cpu_accuracy - 0.01

@@ -367,6 +367,92 @@ def normalize_rows(A):
     return A / row_mass[:, None]
 
 
+#: Unlabelled samples carry this label, as in scikit-learn's semi-supervised estimators.
+UNLABELLED = -1
+
+
+def shared_label_distribution(labels, dtype=torch.float64):
+    """``p(j|i)`` uniform over the other samples that share ``i``'s label.
+
+    SupCon's supervisory distribution (Theorem 6) when the labels are
+    classes, InfoNCE's (Theorem 3) when they name the item each sample is a
+    view of. Samples labelled :data:`UNLABELLED`, and samples alone with
+    their label, get an empty row: they have no partner to be drawn.
+
+    Parameters
+    ----------
+    labels : torch.Tensor of shape (n,), integer
+        Label (or group id) per sample, ``-1`` for none.
+    dtype : torch.dtype, default=torch.float64
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n), sparse COO
+        Rows sum to one where the sample has a partner, to zero elsewhere.
+
+    Examples
+    --------
+    >>> import torch
+    >>> shared_label_distribution(torch.tensor([0, 0, 1, 1, 1, -1])).to_dense()[2]
+    tensor([0.0000, 0.0000, 0.0000, 0.5000, 0.5000, 0.0000], dtype=torch.float64)
+    """
+    n = labels.shape[0]
+    device = labels.device
+    labelled = torch.nonzero(labels != UNLABELLED).flatten()
+    order = labelled[torch.argsort(labels[labelled], stable=True)]
+    _, sizes = torch.unique_consecutive(labels[order], return_counts=True)
+    rows, cols, values = [], [], []
+    start = 0
+    for size in sizes.tolist():
+        if size > 1:
+            members = order[start : start + size]
+            pair_rows = members.repeat_interleave(size)
+            pair_cols = members.repeat(size)
+            off_diagonal = pair_rows != pair_cols
+            rows.append(pair_rows[off_diagonal])
+            cols.append(pair_cols[off_diagonal])
+            values.append(torch.full((size * (size - 1),), 1.0 / (size - 1), dtype=dtype, device=device))
+        start += size
+    if not rows:
+        empty = torch.zeros((2, 0), dtype=torch.long, device=device)
+        return torch.sparse_coo_tensor(empty, torch.zeros(0, dtype=dtype, device=device), (n, n)).coalesce()
+    indices = torch.stack([torch.cat(rows), torch.cat(cols)])
+    return torch.sparse_coo_tensor(indices, torch.cat(values), (n, n), check_invariants=False).coalesce()
+
+
+def mix_label_distribution(P, labels, weight):
+    """``(1 - w) p_data + w p_label`` on the rows whose sample has label partners.
+
+    Rows without a partner (unlabelled samples, singleton labels) keep
+    ``p_data``: semi-supervised data use the labels they have and the
+    geometry everywhere.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), dense or sparse COO
+        Row-stochastic conditional ``p_data``.
+    labels : torch.Tensor of shape (n,), integer
+        Label or group id per sample, ``-1`` for none.
+    weight : float in [0, 1]
+        Weight ``w`` of the label distribution.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Row-stochastic, in ``P``'s layout.
+    """
+    label_p = shared_label_distribution(labels, dtype=P.dtype)
+    has_partner = torch.zeros(P.shape[0], dtype=P.dtype, device=P.device)
+    has_partner.index_fill_(0, label_p.indices()[0].unique(), 1.0)
+    data_scale = 1.0 - weight * has_partner
+    if P.is_sparse:
+        P = P.coalesce()
+        rows = P.indices()[0]
+        data = torch.sparse_coo_tensor(P.indices(), P.values() * data_scale[rows], P.shape, check_invariants=False)
+        return (data + weight * label_p).coalesce()
+    return P * data_scale[:, None] + weight * label_p.to_dense()
+
+
 def symmetrize_joint(P):
     """t-SNE's joint distribution ``(p(j|i) + p(i|j)) / 2n`` from conditionals.
 
@@ -432,6 +518,8 @@ def supervisory_distribution(
     bandwidth=None,
     neighbors="exact",
     random_state=None,
+    labels=None,
+    label_weight=0.0,
 ):
     """Build the supervisory distribution ``p`` of a data set.
 
@@ -459,6 +547,12 @@ def supervisory_distribution(
         Neighbour search (see :func:`nearest_neighbors`).
     random_state : int or None, default=None
         Seed of an approximate search.
+    labels : torch.Tensor of shape (n,) or None, default=None
+        Class or group id per sample (``-1`` for none), mixed into the
+        conditional ``p`` with :func:`mix_label_distribution` before a joint
+        symmetrisation.
+    label_weight : float in [0, 1], default=0.0
+        Weight of the label distribution.
 
     Returns
     -------
@@ -482,6 +576,8 @@ def supervisory_distribution(
         dist = X.clone() if metric == "precomputed" else kernel_input_distances(X, X, metric)
         dist.fill_diagonal_(math.inf)
         P = fixed_bandwidth_affinity(dist, bandwidth, kernel)
+    if labels is not None and label_weight > 0:
+        P = mix_label_distribution(P, labels, label_weight)
     if normalization == "joint":
         P = symmetrize_joint(P)
     return P
