@@ -10,7 +10,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend.cluster import CLUSTER_KERNELS, EdgeList, WalkSampler, cluster_loss, sampled_cross_entropy
+from ._backend.cluster import (
+    CLUSTER_KERNELS,
+    EdgeList,
+    WalkSampler,
+    cluster_loss,
+    csne_loss,
+    gaussian_log_normalizers,
+    sampled_cross_entropy,
+)
 from ._backend.mappers import make_mapper
 from ._backend.optimize import N_ITER_CHECK, DivergedError
 from ._backend.supervisory import (
@@ -94,6 +102,20 @@ class IConClustering(ClusterMixin, BaseEstimator):
         over every point a walk reaches.
     perplexity : float, default=30.0
         Perplexity of the ``gaussian`` supervisory kernel.
+    divergence : {"forward", "reverse"}, default="forward"
+        ``forward``: I-Con's ``KL(p || q)``. ``reverse``: ``KL(q || p)``
+        summed over points with ``p`` a Gaussian of one ``bandwidth`` over
+        all points (self included), the c-SNE loss of Theorem 13, which is
+        the probabilistic k-means loss over ``2 bandwidth^2`` minus the
+        entropies of ``q``: k-means as an I-Con method. Needs
+        ``supervisory="gaussian"``, ``learned="cluster"``, no debiasing and
+        the Euclidean metric; costs ``O(n_samples^2 n_clusters)`` per step
+        (the entropies), in linear memory.
+    bandwidth : float or None, default=None
+        Bandwidth ``sigma`` of the ``reverse`` divergence's Gaussian. None:
+        ``sqrt(0.01 * v)`` with ``v`` the mean squared distance of the
+        points to their mean, small enough that the k-means term outweighs
+        the entropies.
     alpha : float in [0, 1], default=0.0
         Debiasing of ``p``: ``(1 - alpha) p + alpha / n_samples``. Its
         uniform part touches every pair, so ``alpha > 0`` costs
@@ -201,6 +223,8 @@ class IConClustering(ClusterMixin, BaseEstimator):
         "n_walk_steps": [Interval(Integral, 0, None, closed="left")],
         "propagation": [StrOptions({"sum", "reachable"})],
         "perplexity": [Interval(Real, 0, None, closed="neither")],
+        "divergence": [StrOptions({"forward", "reverse"})],
+        "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "alpha": [Interval(Real, 0, 1, closed="both")],
         "alpha_q": [Interval(Real, 0, 1, closed="left")],
         "mapper": [StrOptions(set(_CLUSTER_MAPPERS))],
@@ -227,6 +251,8 @@ class IConClustering(ClusterMixin, BaseEstimator):
         n_walk_steps=2,
         propagation="sum",
         perplexity=30.0,
+        divergence="forward",
+        bandwidth=None,
         alpha=0.0,
         alpha_q=0.0,
         mapper="linear",
@@ -249,6 +275,8 @@ class IConClustering(ClusterMixin, BaseEstimator):
         self.n_walk_steps = n_walk_steps
         self.propagation = propagation
         self.perplexity = perplexity
+        self.divergence = divergence
+        self.bandwidth = bandwidth
         self.alpha = alpha
         self.alpha_q = alpha_q
         self.mapper = mapper
@@ -293,10 +321,19 @@ class IConClustering(ClusterMixin, BaseEstimator):
         check_neighbourhood_sizes(
             n,
             n_neighbors=self.n_neighbors if self.supervisory == "knn" else None,
-            perplexity=self.perplexity if self.supervisory == "gaussian" else None,
+            perplexity=self.perplexity if self.supervisory == "gaussian" and self.divergence == "forward" else None,
         )
         if self.mapper == "mlp":
             check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.divergence == "reverse":
+            obstacles = self._reverse_obstacles()
+            if obstacles:
+                raise ValueError("divergence='reverse' (c-SNE, Theorem 13) needs " + ", ".join(obstacles) + ".")
+        elif self.bandwidth is not None:
+            raise ValueError(
+                "bandwidth is used by divergence='reverse' only: a fixed-bandwidth Gaussian p is dense over "
+                "all pairs, and the forward loss needs a sparse p (use perplexity)."
+            )
         if self.batch_size not in (None, "auto"):
             if self.propagation != "sum":
                 raise ValueError(
@@ -310,8 +347,18 @@ class IConClustering(ClusterMixin, BaseEstimator):
                 )
         return X
 
+    def _reverse_obstacles(self):
+        """What keeps ``divergence="reverse"`` from computing this configuration (empty if nothing)."""
+        wanted = dict(supervisory="gaussian", learned="cluster", alpha=0.0, alpha_q=0.0, metric="euclidean")
+        obstacles = [f"{name}={value!r} (got {getattr(self, name)!r})" for name, value in wanted.items() if getattr(self, name) != value]
+        if self.batch_size not in (None, "auto"):
+            obstacles.append(f"batch_size=None (got {self.batch_size!r}; the entropies need every pair)")
+        return obstacles
+
     def _batch_size(self, n_samples):
         """Anchors per step, or None for the exact full-batch loss."""
+        if self.divergence == "reverse":
+            return None
         if self.batch_size != "auto":
             return self.batch_size
         samplable = self.propagation == "sum" and self.learned == "cluster"
@@ -348,6 +395,8 @@ class IConClustering(ClusterMixin, BaseEstimator):
         return P, torch.log(0.5 * (1.0 + in_mass))
 
     def _make_model(self, n, n_features, generator, dtype, P):
+        if self.mapper == "table" and P is None:
+            return _FreeLogits(torch.randn((n, self.n_clusters), generator=generator, dtype=dtype))
         if self.mapper == "table":
             # Random logits smoothed by walks on p's graph (power iteration):
             # free logits started independently per point get stuck in
@@ -379,6 +428,22 @@ class IConClustering(ClusterMixin, BaseEstimator):
                 log_degree=log_degree,
                 edges=edges,
             )
+
+        losses = self._adam_steps(optimizer, loss_now, restart, "loss")
+        with torch.no_grad():
+            final = float(loss_now())
+        losses.append(final)
+        return final, losses
+
+    def _train_reverse(self, model, inputs, data, bandwidth, log_normalizers, restart):
+        """Adam on the c-SNE loss (Theorem 13), averaged over points."""
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        n = data.shape[0]
+
+        def loss_now():
+            logits = model(inputs) if inputs is not None else model()
+            log_phi = torch.log_softmax(logits, dim=1)
+            return csne_loss(data, log_phi, bandwidth, log_normalizers=log_normalizers) / n
 
         losses = self._adam_steps(optimizer, loss_now, restart, "loss")
         with torch.no_grad():
@@ -483,10 +548,19 @@ class IConClustering(ClusterMixin, BaseEstimator):
         generator = make_generator(self.random_state)
         batch_size = self._batch_size(n)
         batched = batch_size is not None
-        P, log_degree = self._supervisory(X, device, walks=not batched)
-        P, log_degree = P.to(dtype), (log_degree.to(dtype) if self.learned == "cluster_degree" else None)
-
         dense = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+        reverse = self.divergence == "reverse"
+        if reverse:
+            P = log_degree = None
+            data = torch.as_tensor(dense - dense.mean(0), dtype=dtype, device=device)
+            bandwidth = self.bandwidth
+            if bandwidth is None:
+                bandwidth = float(np.sqrt(0.01 * max(float((data.double() ** 2).sum(1).mean()), 1e-300)))
+            log_normalizers = gaussian_log_normalizers(data, bandwidth)
+        else:
+            P, log_degree = self._supervisory(X, device, walks=not batched)
+            P, log_degree = P.to(dtype), (log_degree.to(dtype) if self.learned == "cluster_degree" else None)
+
         standardizer = None
         if self.mapper == "table":
             inputs = None
@@ -500,7 +574,9 @@ class IConClustering(ClusterMixin, BaseEstimator):
         best = None
         for restart in range(self.n_init):
             model = self._make_model(n, X.shape[1], generator, dtype, P).to(device)
-            if batched:
+            if reverse:
+                loss, losses = self._train_reverse(model, inputs, data, bandwidth, log_normalizers, restart)
+            elif batched:
                 loss, losses = self._train_batched(model, inputs, sampler, evaluation, generator, restart, batch_size)
             else:
                 loss, losses = self._train(model, inputs, P, log_degree, restart)

@@ -184,6 +184,17 @@ METHODS = {
             reference="Baek et al., 2025",
         ),
         _method(
+            "kmeans",
+            "probabilistic k-means (c-SNE)",
+            "clustering",
+            "Gaussian of one bandwidth on the data, over all points (self included)",
+            "shared cluster: sum_c phi_ic phi_jc / sum_k phi_kc; the reverse divergence KL(q || p)",
+            IConClustering,
+            dict(supervisory="gaussian", divergence="reverse"),
+            theorem="Theorem 13",
+            reference="MacQueen, 1967",
+        ),
+        _method(
             "pmi_clustering",
             "PMI clustering",
             "clustering",

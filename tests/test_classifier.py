@@ -195,5 +195,8 @@ def test_cuda_fit_matches_cpu_and_keeps_state_on_cpu(digits):
     gpu = IConClassifier(tol=1e-8, max_iter=1000, device="cuda").fit(X, y)
     assert all(p.device.type == "cpu" for p in gpu.module_.parameters())
     assert np.abs(gpu.predict_proba(X) - cpu.predict_proba(X)).max() <= 1e-4
-    mlp = IConClassifier(mapper="mlp", learned="harmonic", device="cuda", random_state=0).fit(X[:1400], y[:1400])
-    assert mlp.score(X[1400:], y[1400:]) >= 0.93
+    params = dict(mapper="mlp", learned="harmonic", random_state=0)
+    mlp = IConClassifier(device="cuda", **params).fit(X[:1400], y[:1400])
+    mlp_cpu = IConClassifier(device="cpu", **params).fit(X[:1400], y[:1400])
+    # The last 397 digits are the hard ones: 0.914 on the CPU (seeds 1, 2: 0.919, 0.922).
+    assert mlp.score(X[1400:], y[1400:]) >= mlp_cpu.score(X[1400:], y[1400:]) - 0.01 >= 0.9

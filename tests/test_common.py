@@ -36,6 +36,9 @@ ESTIMATORS = [
     IConClustering(
         n_clusters=3, n_neighbors=5, batch_size=16, alpha=0.1, n_init=2, max_iter=60, device="cpu", random_state=0
     ),
+    IConClustering(
+        n_clusters=3, supervisory="gaussian", divergence="reverse", n_init=2, max_iter=60, device="cpu", random_state=0
+    ),
     IConClassifier(device="cpu", random_state=0),
     IConClassifier(learned="cosine", alpha=0.1, device="cpu", random_state=0),
     IConClassifier(

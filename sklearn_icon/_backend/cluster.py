@@ -225,6 +225,72 @@ def cluster_loss(P, log_phi, *, alpha=0.0, alpha_q=0.0, log_degree=None, block_s
     return (entropy - cross) / n
 
 
+def gaussian_log_normalizers(X, bandwidth, block_size=1024):
+    """``log Z_i = log sum_j exp(-|x_i - x_j|^2 / (2 bandwidth^2))`` over all ``j``, ``i`` included.
+
+    The normalisers of Theorem 13's Gaussian ``p``; they do not depend on
+    the assignments, so a fit computes them once, in row blocks.
+    """
+    sq = (X * X).sum(1)
+    out = []
+    for start in range(0, X.shape[0], block_size):
+        block = X[start : start + block_size]
+        squared = (sq[start : start + block_size, None] + sq[None, :] - 2.0 * block @ X.T).clamp_min_(0.0)
+        out.append(torch.logsumexp(-squared / (2.0 * bandwidth**2), dim=1))
+    return torch.cat(out)
+
+
+def csne_loss(X, log_phi, bandwidth, *, log_normalizers=None, block_size=1024):
+    """Theorem 13's c-SNE loss, ``sum_i KL(q(.|i) || p(.|i))``: k-means as I-Con.
+
+    ``p(j|i)`` is a Gaussian of fixed ``bandwidth`` over all points and
+    ``q`` the shared-cluster kernel; both include ``j = i`` (the theorem's
+    ``q`` puts mass on ``i`` itself, so ``p`` must too for the divergence to
+    be finite). Per point,
+
+        KL(q_i || p_i) = sum_j q_ij |x_i - x_j|^2 / (2 bandwidth^2) - H(q_i) + log Z_i,
+
+    and ``sum_j q_ij |x_i - x_j|^2 = sum_c phi_ic (|x_i|^2 - 2 x_i . mu_c +
+    s_c / m_c)`` with ``mu_c`` the ``phi``-weighted cluster means and
+    ``s_c = sum_j phi_jc |x_j|^2``: ``O(n C d)``. Summed over points it is
+    twice the probabilistic k-means loss ``sum_i sum_c phi_ic |x_i - mu_c|^2``.
+    The entropies need ``q`` on every pair: ``O(n^2 C)`` time in row blocks,
+    ``O(block_size n)`` memory.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, n_features)
+        Data, in the space where ``p``'s Gaussian is evaluated.
+    log_phi : torch.Tensor of shape (n, n_clusters)
+        Log soft assignments.
+    bandwidth : float
+        Standard deviation ``sigma`` of the Gaussian.
+    log_normalizers : torch.Tensor of shape (n,), optional
+        :func:`gaussian_log_normalizers` of ``X``, computed here if omitted.
+    block_size : int, default=1024
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss, differentiable with respect to ``log_phi``.
+    """
+    if log_normalizers is None:
+        log_normalizers = gaussian_log_normalizers(X, bandwidth, block_size)
+    phi = log_phi.exp()
+    mass = phi.sum(0)
+    squared_norms = (X * X).sum(1)
+    means = (phi.T @ X) / mass[:, None]
+    spread = (phi.T @ squared_norms) / mass
+    expected_squared = (phi * (squared_norms[:, None] - 2.0 * X @ means.T + spread[None, :])).sum()
+    negative_entropy = log_phi.new_zeros(())
+    a, shift_a, b, shift_b = _factors(log_phi, None)
+    for start in range(0, log_phi.shape[0], block_size):
+        stop = min(log_phi.shape[0], start + block_size)
+        log_q = _log_of_dot(a[start:stop] @ b.T, shift_a[start:stop, None] + shift_b[None, :])
+        negative_entropy = negative_entropy + (log_q.exp() * log_q).sum()
+    return expected_squared / (2.0 * bandwidth**2) + negative_entropy + log_normalizers.sum()
+
+
 class WalkSampler:
     """Draws neighbours ``j ~ p~(.|i)`` of the propagated distribution by random walks.
 

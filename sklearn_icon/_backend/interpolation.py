@@ -118,12 +118,19 @@ class InterpolationGrid:
         p = int(n_interpolation_points)
         low, high = float(Y.min()), float(Y.max())
         span = max(high - low, 1e-12)
-        n_boxes = min(max(int(min_num_intervals), math.ceil(span / ints_in_interval)), int(max_num_intervals))
-        # With a 5-smooth number of boxes the padded grid, 2 p n_boxes per
-        # side, is 5-smooth too whenever p is.
-        n_boxes = smooth_size(n_boxes)
-        # A margin of half a box on each side keeps the extreme points inside.
-        box_width = span / (n_boxes - 1) if n_boxes > 1 else 2 * span
+        # Boxes of width ints_in_interval, plus half a box of margin on each
+        # side to keep the extreme points inside; their number is rounded up
+        # to a 5-smooth one, so that the padded grid (2 p n_boxes per side)
+        # is 5-smooth too whenever p is, for the FFT.
+        wanted = span / ints_in_interval + 1.0
+        if min_num_intervals < wanted <= max_num_intervals:
+            # The node spacing, hence the kernel's spectrum, then changes only
+            # when the number of boxes does: the spectrum can be reused.
+            box_width = float(ints_in_interval)
+            n_boxes = smooth_size(math.ceil(wanted))
+        else:
+            n_boxes = smooth_size(int(min_num_intervals) if wanted <= min_num_intervals else int(max_num_intervals))
+            box_width = span / (n_boxes - 1) if n_boxes > 1 else 2 * span
         low -= 0.5 * box_width
         position = (Y - low) / box_width
         box = position.floor().clamp_(0, n_boxes - 1)
@@ -174,7 +181,7 @@ class InterpolationGrid:
             squared = squared[:, None] + squared[None, :]
         return torch.fft.rfftn(kernel(squared), dim=tuple(range(-self.n_dimensions, 0)))
 
-    def kernel_sums(self, charges, kernels):
+    def kernel_sums(self, charges, kernels, spectra=None):
         """``sum_j K(|y_i - y_j|^2) c_j`` for every point, charge and kernel.
 
         Parameters
@@ -184,6 +191,10 @@ class InterpolationGrid:
         kernels : list of callable
             Each maps a tensor of squared distances to kernel values; must
             be smooth (the self-pair ``j = i`` is included, at ``K(0)``).
+        spectra : SpectrumCache, optional
+            Kernel spectra of earlier grids with the same geometry, reused
+            instead of recomputed; ``kernels[k]`` must be the same function
+            at every call that shares it.
 
         Returns
         -------
@@ -203,17 +214,47 @@ class InterpolationGrid:
             # that hold charges, not the 2m of the padded grid.
             spectrum = torch.fft.fft(torch.fft.rfft(grid, n=2 * m, dim=-1), n=2 * m, dim=-2)
         sums = []
-        for kernel in kernels:
-            product = spectrum * self._kernel_spectrum(kernel)
+        for position, kernel in enumerate(kernels):
+            if spectra is None:
+                kernel_spectrum = self._kernel_spectrum(kernel)
+            else:
+                kernel_spectrum = spectra.get((position, m, d, self.spacing, self.dtype, self.device), lambda: self._kernel_spectrum(kernel))
+            product = spectrum * kernel_spectrum
             if d == 1:
                 potential = torch.fft.irfft(product, n=2 * m, dim=-1)
             else:
                 # Only the first m rows of the result are read: the last
                 # pass runs over those alone.
                 potential = torch.fft.irfft(torch.fft.ifft(product, dim=-2)[:, :m], n=2 * m, dim=-1)
-            potential = potential.reshape(n_charges, -1)
-            sums.append((potential[:, self.padded_index] * self.weights).sum(-1))
+            nodes = potential.reshape(n_charges, -1).index_select(1, self.padded_index.reshape(-1))
+            sums.append((nodes.reshape(n_charges, n, -1) * self.weights).sum(-1))
         return sums
+
+
+class SpectrumCache:
+    """The last few kernel spectra, by kernel and grid geometry.
+
+    Once an embedding is wider than ``min_num_intervals`` boxes, its grid
+    has boxes of a fixed width, so successive gradient steps mostly share
+    their grid's size and spacing, and the kernel's FFT need not be redone.
+
+    Parameters
+    ----------
+    max_entries : int, default=8
+        Spectra kept; the oldest is dropped first.
+    """
+
+    def __init__(self, max_entries=8):
+        self.max_entries = max_entries
+        self._entries = {}
+
+    def get(self, key, compute):
+        """The spectrum stored under ``key``, or ``compute()``'s, stored."""
+        if key not in self._entries:
+            if len(self._entries) >= self.max_entries:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = compute()
+        return self._entries[key]
 
 
 class InterpolatedStudentTObjective:
@@ -261,6 +302,8 @@ class InterpolatedStudentTObjective:
             min_num_intervals=min_num_intervals,
             ints_in_interval=ints_in_interval,
         )
+        # Keyed by the kernel's position in _kernels(): the same function there at every call.
+        self.spectra = SpectrumCache()
         # Entropy of the debiased p: its edges, plus the uniform mass on every
         # other off-diagonal pair.
         debiased = 2.0 * (self.edge_p + self.uniform)
@@ -308,14 +351,18 @@ class InterpolatedStudentTObjective:
         rows, cols, p, first, last, lengths = shard
         if lengths is None:
             return None, None, None
-        differences = [column.index_select(0, rows) - column.index_select(0, cols) for column in columns]
+        # In place wherever possible: over millions of edges every pass and
+        # allocation counts (69 -> 60 ms per call at MNIST-70k, 2 threads).
+        differences = [column.index_select(0, rows).sub_(column.index_select(0, cols)) for column in columns]
         squared = differences[0] * differences[0]
         for difference in differences[1:]:
             squared.addcmul_(difference, difference)
-        cross = -self.k_power * (2.0 * p * torch.log1p(squared / self.dof)).sum() if compute_loss else None
+        if self.dof != 1.0:
+            squared.div_(self.dof)
+        cross = -self.k_power * (2.0 * p * torch.log1p(squared)).sum() if compute_loss else None
         if not gradient:
             return cross, None, None
-        weight = self._base(squared).mul_(p)
+        weight = squared.add_(1.0).reciprocal_().mul_(p)
         pull, push = [], []
         for difference, column in zip(differences, columns):
             force = difference.mul_(weight)
@@ -344,7 +391,6 @@ class InterpolatedStudentTObjective:
 
     def _base(self, squared):
         return 1.0 / (1.0 + squared / self.dof)
-
 
     def _charges(self, Y):
         ones = torch.ones((1, Y.shape[0]), dtype=Y.dtype, device=Y.device)
@@ -386,7 +432,7 @@ class InterpolatedStudentTObjective:
         grid = InterpolationGrid(Y, **self.grid_settings)
         charges = self._charges(Y)
         kernels = self._kernels(with_log=compute_loss)
-        sums = grid.kernel_sums(charges, kernels)
+        sums = grid.kernel_sums(charges, kernels, self.spectra)
         far = sums[0]
         # Z = sum_ij k_ij needs no kernel sum of its own: k = k b (1 + d^2 / dof)
         # expands into the repulsion's sums, sum_i phi_i (1 + 2 |y_i|^2 / dof)
