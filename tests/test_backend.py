@@ -224,3 +224,30 @@ def test_label_mixing_keeps_rows_stochastic_and_unlabelled_rows_unchanged(data, 
     torch.testing.assert_close(mixed[unlabelled], dense_P[unlabelled])
     expected = 0.7 * dense_P[1] + 0.3 * shared_label_distribution(labels).to_dense()[1]
     torch.testing.assert_close(mixed[1], expected)
+
+
+@pytest.mark.parametrize("normalization", ["joint", "conditional"])
+def test_exaggeration_leaves_the_uniform_part_of_debiasing_alone(data, normalization):
+    # Early exaggeration multiplies (1 - alpha) p only: were the uniform part
+    # exaggerated too, every pair would pull 12x harder and (digits, alpha=0.2)
+    # the embedding collapsed to a point.
+    X, Y = data
+    alpha, exaggeration = 0.3, 4.0
+    P = supervisory_distribution(X, perplexity=5.0, normalization=normalization).to_dense()
+    Yg = Y.clone().requires_grad_(True)
+    n = N
+    data_kl = icon_loss(P, Yg, normalization=normalization)
+    uniform_kl = icon_loss(P, Yg, normalization=normalization, alpha=1.0)  # KL(u || q)
+    log_k = log_kernel_matrix(Yg, "student_t").masked_fill(torch.eye(n, dtype=torch.bool), -math.inf)
+    if normalization == "joint":
+        log_norm = torch.logsumexp(log_k.reshape(-1), 0)
+    else:
+        log_norm = torch.logsumexp(log_k, 1).mean()
+    surrogate = (
+        exaggeration * (1 - alpha) * data_kl + alpha * uniform_kl - (exaggeration - 1) * (1 - alpha) * log_norm
+    )
+    (expected,) = torch.autograd.grad(surrogate, Yg)
+    _, closed_form = DistanceKernelObjective(P, "student_t", normalization, alpha=alpha)(Y, exaggeration=exaggeration)
+    _, autograd = AutogradObjective(P, "student_t", normalization, alpha=alpha)(Y, exaggeration=exaggeration)
+    torch.testing.assert_close(closed_form, expected, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(autograd, expected, rtol=1e-8, atol=1e-12)

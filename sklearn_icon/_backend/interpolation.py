@@ -452,7 +452,8 @@ class InterpolatedStudentTObjective:
             attraction = exaggeration * attraction
             if self.alpha > 0:
                 near = sums[1]
-                attraction += exaggeration * self.uniform * (Y * near[0][:, None] - near[1:].T)
+                # Exaggeration is for p's data part only (see DistanceKernelObjective).
+                attraction += self.uniform * (Y * near[0][:, None] - near[1:].T)
             repulsion = (Y * far[0][:, None] - far[1:].T) / mass
             grad = 4.0 * self.c * (attraction - repulsion)
         return loss, grad

@@ -162,8 +162,10 @@ class DistanceKernelObjective:
         if normalization == "joint":
             # P is symmetric: G_ij + G_ji = 2 G_ij.
             self.attraction = self.P
+            self.uniform_attraction = alpha * uniform_mass(n, normalization)
         else:
             self.attraction = (self.P + self.P.T) / n
+            self.uniform_attraction = 2.0 * alpha * uniform_mass(n, normalization) / n
         self.entropy = torch.special.xlogy(self.P, self.P).sum()
         self._base = torch.empty_like(self.P)
         self._work = torch.empty_like(self.P)
@@ -200,7 +202,10 @@ class DistanceKernelObjective:
         ----------
         Y : torch.Tensor of shape (n, n_components)
         exaggeration : float, default=1.0
-            Factor on ``p`` in the gradient (t-SNE's early exaggeration); the
+            Factor on the data's part of ``p``, ``(1 - alpha) p``, in the
+            gradient (t-SNE's early exaggeration); the uniform part of
+            debiasing keeps weight one, else it would pull every pair
+            ``exaggeration`` times harder and collapse the embedding. The
             returned loss is always that of the plain ``p``.
         compute_loss : bool, default=True
             Skip the loss when False (``nan`` is returned).
@@ -224,6 +229,9 @@ class DistanceKernelObjective:
             if compute_loss:
                 loss = self._loss_from_kernel(base, mass)
             torch.add(self.attraction, base, alpha=-1.0 / (exaggeration * mass), out=M)
+            if self.uniform_attraction and exaggeration != 1.0:
+                # Diagonal entries of M cancel in the gradient: no mask needed.
+                M.sub_((exaggeration - 1.0) / exaggeration * self.uniform_attraction)
             M.mul_(base)
             scale = 4.0 * exaggeration
         else:
@@ -244,10 +252,15 @@ class DistanceKernelObjective:
                 across = M * inverse[None, :]
                 M.mul_(inverse[:, None]).add_(across).neg_()
                 scale = 2.0 * self.w_scale
+            unexaggerated = (exaggeration - 1.0) * self.uniform_attraction
             if student:
                 M.addcmul_(self.attraction, base, value=exaggeration)
+                if unexaggerated:
+                    M.add_(base, alpha=-unexaggerated)
             else:
                 M.add_(self.attraction, alpha=exaggeration)
+                if unexaggerated:
+                    M.sub_(unexaggerated)
         ones = torch.ones((n, 1), dtype=Y.dtype, device=Y.device)
         if compute_loss and loss is None:
             loss = self.loss(Y)

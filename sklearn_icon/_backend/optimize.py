@@ -15,7 +15,7 @@ import torch
 
 from .learned import log_kernel_matrix
 from .loss import log_q_from_log_kernel
-from .supervisory import debias
+from .supervisory import debias, uniform_mass
 
 #: Iterations between host-side checks (progress, convergence, NaN).
 N_ITER_CHECK = 50
@@ -37,46 +37,64 @@ class AutogradObjective:
     """
 
     def __init__(self, P, kernel, normalization, alpha=0.0, alpha_q=0.0, dof=1.0, temperature=0.5):
-        P = debias(P, alpha, normalization)
-        self.P = P.to_dense() if P.is_sparse else P
-        self.entropy = float(torch.special.xlogy(self.P, self.P).sum())
+        P = P.to_dense() if P.is_sparse else P
+        debiased = debias(P, alpha, normalization)
+        self.entropy = float(torch.special.xlogy(debiased, debiased).sum())
+        # The data's part and the uniform part of p~ = (1 - alpha) p + alpha u
+        # are kept apart: exaggeration multiplies the first only.
+        self.P, self.alpha = P, float(alpha)
         self.support = self.P > 0
         self.kernel, self.normalization = kernel, normalization
         self.alpha_q, self.dof, self.temperature = alpha_q, dof, temperature
 
     def terms(self, Y):
-        """Cross-entropy ``-sum p log q`` and the log-normaliser term, per anchor mean if conditional."""
+        """Cross-entropies ``-sum p log q`` of the data's and the uniform part of ``p~`` and the log-normaliser.
+
+        Each is a per-anchor mean if conditional; the uniform one is 0 without debiasing.
+        """
         n = Y.shape[0]
         log_k = log_kernel_matrix(Y, self.kernel, dof=self.dof, temperature=self.temperature)
         log_q = log_q_from_log_kernel(log_k, self.normalization, self.alpha_q)
         safe = torch.where(self.support, log_q, torch.zeros_like(log_q))
-        cross_entropy = -(self.P * safe).sum()
-        masked = log_k.masked_fill(torch.eye(n, dtype=torch.bool, device=Y.device), -math.inf)
+        cross_data = -(self.P * safe).sum()
+        off_diagonal = ~torch.eye(n, dtype=torch.bool, device=Y.device)
+        cross_uniform = log_q.new_zeros(())
+        if self.alpha > 0:
+            cross_uniform = -uniform_mass(n, self.normalization) * log_q[off_diagonal].sum()
+        masked = log_k.masked_fill(~off_diagonal, -math.inf)
         if self.normalization == "conditional":
             log_norm = torch.logsumexp(masked, dim=1).sum() / n
-            cross_entropy = cross_entropy / n
+            cross_data, cross_uniform = cross_data / n, cross_uniform / n
         else:
             log_norm = torch.logsumexp(masked.reshape(-1), dim=0)
-        return cross_entropy, log_norm
+        return cross_data, cross_uniform, log_norm
+
+    def _loss(self, cross_data, cross_uniform, n):
+        cross_entropy = (1.0 - self.alpha) * cross_data + self.alpha * cross_uniform
+        return cross_entropy + self.entropy * (1.0 if self.normalization == "joint" else 1.0 / n)
 
     def loss(self, Y):
         """The exact loss at ``Y`` (a scalar tensor)."""
         with torch.no_grad():
-            cross_entropy, _ = self.terms(Y)
-        return cross_entropy + self.entropy * (1.0 if self.normalization == "joint" else 1.0 / Y.shape[0])
+            cross_data, cross_uniform, _ = self.terms(Y)
+        return self._loss(cross_data, cross_uniform, Y.shape[0])
 
     def __call__(self, Y, exaggeration=1.0, compute_loss=True):
         """Loss and gradient at ``Y``; see the module docstring."""
         with torch.enable_grad():
             Y = Y.detach().requires_grad_(True)
-            cross_entropy, log_norm = self.terms(Y)
-            # Exaggeration scales the attraction only, as in t-SNE: the
-            # normaliser keeps weight one.
-            surrogate = exaggeration * cross_entropy - (exaggeration - 1.0) * log_norm
+            cross_data, cross_uniform, log_norm = self.terms(Y)
+            # Exaggeration scales the attraction of the data's part of p~
+            # only, as in t-SNE: the normaliser and debiasing's uniform part
+            # keep weight one.
+            data_weight = 1.0 - self.alpha
+            surrogate = (
+                exaggeration * data_weight * cross_data
+                + self.alpha * cross_uniform
+                - (exaggeration - 1.0) * data_weight * log_norm
+            )
             (grad,) = torch.autograd.grad(surrogate, Y)
-        scale = 1.0 if self.normalization == "joint" else 1.0 / Y.shape[0]
-        loss = cross_entropy.detach() + self.entropy * scale
-        return loss, grad
+        return self._loss(cross_data.detach(), cross_uniform.detach(), Y.shape[0]), grad
 
 
 def learning_rate_auto(n_samples, early_exaggeration):
