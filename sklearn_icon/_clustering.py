@@ -350,7 +350,11 @@ class IConClustering(ClusterMixin, BaseEstimator):
     def _reverse_obstacles(self):
         """What keeps ``divergence="reverse"`` from computing this configuration (empty if nothing)."""
         wanted = dict(supervisory="gaussian", learned="cluster", alpha=0.0, alpha_q=0.0, metric="euclidean")
-        obstacles = [f"{name}={value!r} (got {getattr(self, name)!r})" for name, value in wanted.items() if getattr(self, name) != value]
+        obstacles = [
+            f"{name}={value!r} (got {getattr(self, name)!r})"
+            for name, value in wanted.items()
+            if getattr(self, name) != value
+        ]
         if self.batch_size not in (None, "auto"):
             obstacles.append(f"batch_size=None (got {self.batch_size!r}; the entropies need every pair)")
         return obstacles

@@ -167,14 +167,20 @@ def cluster_log_q_dense(log_phi, *, log_degree=None, alpha_q=0.0):
     return _mix_uniform(log_q, alpha_q, log_phi.shape[0])
 
 
+def _log_q_blocks(log_phi, log_degree, block_size):
+    """``log q(j|i)`` for every pair, one ``(block_size, n)`` block of rows at a time."""
+    n = log_phi.shape[0]
+    a, shift_a, b, shift_b = _factors(log_phi, log_degree)
+    for start in range(0, n, block_size):
+        stop = min(n, start + block_size)
+        yield _log_of_dot(a[start:stop] @ b.T, shift_a[start:stop, None] + shift_b[None, :])
+
+
 def _sum_log_q_all_pairs(log_phi, log_degree, alpha_q, block_size):
     """``sum_{i,j} log q(j|i)`` over every pair, a row block at a time."""
     n = log_phi.shape[0]
-    a, shift_a, b, shift_b = _factors(log_phi, log_degree)
     total = log_phi.new_zeros(())
-    for start in range(0, n, block_size):
-        stop = min(n, start + block_size)
-        log_q = _log_of_dot(a[start:stop] @ b.T, shift_a[start:stop, None] + shift_b[None, :])
+    for log_q in _log_q_blocks(log_phi, log_degree, block_size):
         total = total + _mix_uniform(log_q, alpha_q, n).sum()
     return total
 
@@ -283,10 +289,7 @@ def csne_loss(X, log_phi, bandwidth, *, log_normalizers=None, block_size=1024):
     spread = (phi.T @ squared_norms) / mass
     expected_squared = (phi * (squared_norms[:, None] - 2.0 * X @ means.T + spread[None, :])).sum()
     negative_entropy = log_phi.new_zeros(())
-    a, shift_a, b, shift_b = _factors(log_phi, None)
-    for start in range(0, log_phi.shape[0], block_size):
-        stop = min(log_phi.shape[0], start + block_size)
-        log_q = _log_of_dot(a[start:stop] @ b.T, shift_a[start:stop, None] + shift_b[None, :])
+    for log_q in _log_q_blocks(log_phi, None, block_size):
         negative_entropy = negative_entropy + (log_q.exp() * log_q).sum()
     return expected_squared / (2.0 * bandwidth**2) + negative_entropy + log_normalizers.sum()
 

@@ -93,8 +93,11 @@ class InterpolationGrid:
     min_num_intervals : int, default=50
         Fewest boxes per dimension.
     ints_in_interval : float, default=1.0
-        Largest box width in embedding units: a wider embedding gets more
-        boxes, so the accuracy does not fall as it expands.
+        Box width in embedding units once the embedding spans more than
+        ``min_num_intervals`` such boxes: a wider embedding gets more boxes
+        of the same width, so the accuracy does not fall as it expands, and
+        the node spacing (hence a kernel's spectrum) stays fixed. A
+        narrower one gets ``min_num_intervals`` narrower boxes.
     max_num_intervals : int, default=1000
         Most boxes per dimension, a cap on memory for an embedding that
         has blown up. The number of boxes is rounded up to a product of
@@ -218,7 +221,8 @@ class InterpolationGrid:
             if spectra is None:
                 kernel_spectrum = self._kernel_spectrum(kernel)
             else:
-                kernel_spectrum = spectra.get((position, m, d, self.spacing, self.dtype, self.device), lambda: self._kernel_spectrum(kernel))
+                key = (position, m, d, self.spacing, self.dtype, self.device)
+                kernel_spectrum = spectra.get(key, lambda: self._kernel_spectrum(kernel))
             product = spectrum * kernel_spectrum
             if d == 1:
                 potential = torch.fft.irfft(product, n=2 * m, dim=-1)
