@@ -556,10 +556,14 @@ class IConClustering(ClusterMixin, BaseEstimator):
         reverse = self.divergence == "reverse"
         if reverse:
             P = log_degree = None
-            data = torch.as_tensor(dense - dense.mean(0), dtype=dtype, device=device)
-            bandwidth = self.bandwidth
-            if bandwidth is None:
-                bandwidth = float(np.sqrt(0.01 * max(float((data.double() ** 2).sum(1).mean()), 1e-300)))
+            # The loss depends on the data only through |x_i - x_j| / bandwidth:
+            # measured in units of the data's spread it stays finite in float32
+            # for data scaled by 1e-30 or 1e30 (and identical points).
+            centred = dense - dense.mean(0)
+            spread = float(np.sqrt((centred**2).sum(1).mean()))
+            spread = spread if np.isfinite(spread) and spread > 0 else 1.0
+            data = torch.as_tensor(centred / spread, dtype=dtype, device=device)
+            bandwidth = 0.1 if self.bandwidth is None else self.bandwidth / spread
             log_normalizers = gaussian_log_normalizers(data, bandwidth)
         else:
             P, log_degree = self._supervisory(X, device, walks=not batched)

@@ -47,6 +47,10 @@ CONFIGURATIONS = [
     ),
     ("clustering-table", lambda: IConClustering(n_clusters=3, n_neighbors=5, mapper="table", n_init=1, max_iter=40, **CPU)),
     (
+        "clustering-kmeans-reverse",
+        lambda: IConClustering(n_clusters=3, supervisory="gaussian", divergence="reverse", n_init=1, max_iter=40, **CPU),
+    ),
+    (
         "clustering-approximate-neighbours",
         lambda: IConClustering(n_clusters=3, n_neighbors=5, neighbors="approximate", n_init=1, max_iter=40, **CPU),
     ),
@@ -175,6 +179,11 @@ def test_neighbourhoods_as_large_as_the_data_are_named(estimator, message):
 @pytest.mark.parametrize("make", FACTORIES, ids=IDS)
 def test_alpha_at_its_bounds_gives_finite_output(make, alpha):
     estimator = make().set_params(alpha=alpha)
+    if alpha > 0 and getattr(estimator, "divergence", "forward") == "reverse":
+        # Theorem 13's c-SNE loss has no debiasing: refused, by name.
+        with pytest.raises(ValueError, match="needs alpha=0.0"):
+            fit_outputs(estimator, BASE)
+        return
     for output in fit_outputs(estimator, BASE):
         assert np.isfinite(output).all()
 
@@ -239,7 +248,7 @@ def test_failed_refit_keeps_the_fitted_model(make):
 #: Where each estimator's training loop can be interrupted.
 TRAINING_LOOPS = {
     IConEmbedding: [(embedding_module, "gradient_descent"), (embedding_module, "adam_descent")],
-    IConClustering: [(clustering_module, "cluster_loss")],
+    IConClustering: [(clustering_module, "cluster_loss"), (clustering_module, "csne_loss")],
     IConClassifier: [(classifier_module, "lbfgs_minimize"), (classifier_module, "minibatch_adam")],
 }
 
