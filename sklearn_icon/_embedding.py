@@ -110,10 +110,17 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     normalization : {"joint", "conditional"}, default="joint"
         ``joint``: t-SNE's ``KL(P || Q)`` over pairs with symmetrised ``P``;
         ``conditional``: I-Con's mean over points of ``KL(p(.|i) || q(.|i))``.
-    mapper : {"table", "linear", "mlp"}, default="table"
+    mapper : {"table", "linear", "mlp"} or callable, default="table"
         ``table``: a free vector per sample (non-parametric, like t-SNE);
         ``linear``/``mlp``: a function of the standardised input, trained
-        with Adam, that provides :meth:`transform`.
+        with Adam, that provides :meth:`transform`. A callable
+        ``mapper(n_features, n_components)`` returning a
+        :class:`torch.nn.Module` (a class, or ``functools.partial`` of one)
+        brings your own encoder: it receives the standardised input as a
+        ``(batch, n_features)`` float tensor and is trained like ``mlp``.
+        Its parameters are initialised under a seed drawn from
+        ``random_state``; define it at module level so the estimator
+        pickles.
     n_neighbors : int, default=15
         Neighbours of the ``knn`` supervisory kernel.
     bandwidth : float or None, default=None
@@ -225,7 +232,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "alpha_q": [Interval(Real, 0, 1, closed="left")],
         "label_weight": [Interval(Real, 0, 1, closed="both")],
         "normalization": [StrOptions(set(NORMALIZATIONS))],
-        "mapper": [StrOptions(set(MAPPERS))],
+        "mapper": [StrOptions(set(MAPPERS)), callable],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "dof": [Interval(Real, 0, None, closed="neither")],
@@ -499,18 +506,40 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             if projection.shape[1] < self.n_components:
                 pad = torch.zeros((Xs.shape[1], self.n_components - projection.shape[1]), dtype=dtype)
                 projection = torch.cat([projection, pad], 1)
-        module = make_mapper(
-            self.mapper,
-            n_features=Xs.shape[1],
-            n_components=self.n_components,
-            projection=projection,
-            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            generator=generator,
-            dtype=dtype,
-            device="cpu",
-        ).to(device)
+        if callable(self.mapper):
+            module = self._user_module(Xs.shape[1], generator).to(dtype)
+        else:
+            module = make_mapper(
+                self.mapper,
+                n_features=Xs.shape[1],
+                n_components=self.n_components,
+                projection=projection,
+                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+                generator=generator,
+                dtype=dtype,
+                device="cpu",
+            )
+        module = module.to(device)
         losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, **schedule)
         return module.cpu().to(torch.float64).eval(), (mean, scale), losses, n_iter, lr
+
+    def _user_module(self, n_features, generator):
+        """The user's ``mapper(n_features, n_components)``, initialised from ``random_state``.
+
+        Its parameters are drawn from torch's global generator, so it is
+        called under a seed taken from the local one, inside ``fork_rng``:
+        the same ``random_state`` gives the same module, and the caller's
+        global random state is left as it was.
+        """
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self.mapper(n_features, self.n_components)
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(
+                f"mapper(n_features, n_components) must return a torch.nn.Module; got {type(module).__name__}."
+            )
+        return module
 
     @_fit_context(prefer_skip_nested_validation=True)
     @keep_state_on_failure

@@ -1,5 +1,8 @@
 """scikit-learn's own estimator checks over every public estimator."""
 
+import functools
+
+import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_icon import IConClassifier, IConClustering, IConEmbedding
@@ -26,6 +29,11 @@ ESTIMATORS = [
     IConEmbedding(
         perplexity=5, label_weight=0.5, mapper="linear", max_iter=40, early_exaggeration_iter=10, device="cpu",
         random_state=0,
+    ),
+    # A user-supplied torch module as the mapper (here a factory of nn.Linear).
+    IConEmbedding(
+        perplexity=5, mapper=functools.partial(torch.nn.Linear), max_iter=40, early_exaggeration_iter=10,
+        device="cpu", random_state=0,
     ),
     IConClustering(n_clusters=3, n_neighbors=5, n_init=2, max_iter=60, device="cpu", random_state=0),
     IConClustering(

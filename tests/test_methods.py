@@ -255,3 +255,27 @@ def test_reverse_divergence_refuses_what_it_cannot_compute(params, message):
         IConClustering(n_clusters=3, supervisory=params.pop("supervisory", "gaussian"), **params).fit(
             np.random.default_rng(0).normal(size=(50, 3))
         )
+
+
+def small_encoder(n_features, n_components):
+    """A user's own torch encoder, as a factory at module level (so the estimator pickles)."""
+    return torch.nn.Sequential(torch.nn.Linear(n_features, 32), torch.nn.Tanh(), torch.nn.Linear(32, n_components))
+
+
+def test_a_user_module_is_trained_as_the_mapper(digits):
+    X, y = digits[0][:600], digits[1][:600]
+    params = dict(mapper=small_encoder, max_iter=300, random_state=0, device="cpu")
+    state = torch.get_rng_state()
+    model = IConEmbedding(**params).fit(X[:500])
+    torch.testing.assert_close(torch.get_rng_state(), state)  # the global generator is left alone
+    assert isinstance(model.mapper_, torch.nn.Sequential)
+    np.testing.assert_array_equal(IConEmbedding(**params).fit(X[:500]).embedding_, model.embedding_)
+    accuracy = cross_val_score(KNeighborsClassifier(10), model.embedding_, y[:500], cv=5).mean()
+    assert accuracy > 0.85
+    restored = pickle.loads(pickle.dumps(clone(model).set_params(max_iter=300).fit(X[:500])))
+    np.testing.assert_allclose(restored.transform(X[500:]), model.transform(X[500:]), rtol=1e-10)
+
+
+def test_a_mapper_factory_must_return_a_module(digits):
+    with pytest.raises(TypeError, match="must return a torch.nn.Module; got int"):
+        IConEmbedding(mapper=lambda n_features, n_components: 3, max_iter=10).fit(digits[0][:100])
