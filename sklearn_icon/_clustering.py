@@ -419,35 +419,12 @@ class IConClustering(ClusterMixin, BaseEstimator):
             dtype=dtype,
         )
 
-    def _train(self, model, inputs, P, log_degree, restart):
+    def _train(self, model, inputs, loss_of_log_phi, restart):
+        """Full-batch Adam on ``loss_of_log_phi(log phi)``; the final loss and the loss curve."""
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        edges = EdgeList.from_sparse(P)
 
         def loss_now():
-            return cluster_loss(
-                P,
-                torch.log_softmax(model(inputs), dim=1),
-                alpha=self.alpha,
-                alpha_q=self.alpha_q,
-                log_degree=log_degree,
-                edges=edges,
-            )
-
-        losses = self._adam_steps(optimizer, loss_now, restart, "loss")
-        with torch.no_grad():
-            final = float(loss_now())
-        losses.append(final)
-        return final, losses
-
-    def _train_reverse(self, model, inputs, data, bandwidth, log_normalizers, restart):
-        """Adam on the c-SNE loss (Theorem 13), averaged over points."""
-        optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        n = data.shape[0]
-
-        def loss_now():
-            logits = model(inputs) if inputs is not None else model()
-            log_phi = torch.log_softmax(logits, dim=1)
-            return csne_loss(data, log_phi, bandwidth, log_normalizers=log_normalizers) / n
+            return loss_of_log_phi(torch.log_softmax(model(inputs), dim=1))
 
         losses = self._adam_steps(optimizer, loss_now, restart, "loss")
         with torch.no_grad():
@@ -519,7 +496,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
 
         losses = self._adam_steps(optimizer, sampled_loss, restart, "sampled loss")
         with torch.no_grad():
-            all_logits = model(inputs) if inputs is not None else model()
+            all_logits = model(inputs)
             log_mass = torch.logsumexp(torch.log_softmax(all_logits, dim=1), dim=0)
             log_phi = self._pair_log_phi(model, inputs, evaluation, device)
             final = float(-self._pair_cross_entropy(log_phi, evaluation, log_mass, n))
@@ -579,15 +556,26 @@ class IConClustering(ClusterMixin, BaseEstimator):
         if batched:
             sampler = WalkSampler(P.cpu(), self.n_walk_steps)
             evaluation = self._sample_pairs(sampler, min(n, _EVALUATION_PAIRS), generator)
+        elif reverse:
+
+            def full_loss(log_phi):
+                return csne_loss(data, log_phi, bandwidth, log_normalizers=log_normalizers) / n
+
+        else:
+            edges = EdgeList.from_sparse(P)
+
+            def full_loss(log_phi):
+                return cluster_loss(
+                    P, log_phi, alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree, edges=edges
+                )
+
         best = None
         for restart in range(self.n_init):
             model = self._make_model(n, X.shape[1], generator, dtype, P).to(device)
-            if reverse:
-                loss, losses = self._train_reverse(model, inputs, data, bandwidth, log_normalizers, restart)
-            elif batched:
+            if batched:
                 loss, losses = self._train_batched(model, inputs, sampler, evaluation, generator, restart, batch_size)
             else:
-                loss, losses = self._train(model, inputs, P, log_degree, restart)
+                loss, losses = self._train(model, inputs, full_loss, restart)
             if best is None or loss < best[0]:
                 best = (loss, losses, model)
         loss, losses, model = best

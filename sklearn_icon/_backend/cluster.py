@@ -22,6 +22,8 @@ import warnings
 
 import torch
 
+from .supervisory import kernel_input_distances
+
 CLUSTER_KERNELS = ("cluster", "cluster_degree")
 
 
@@ -237,11 +239,9 @@ def gaussian_log_normalizers(X, bandwidth, block_size=1024):
     The normalisers of Theorem 13's Gaussian ``p``; they do not depend on
     the assignments, so a fit computes them once, in row blocks.
     """
-    sq = (X * X).sum(1)
     out = []
     for start in range(0, X.shape[0], block_size):
-        block = X[start : start + block_size]
-        squared = (sq[start : start + block_size, None] + sq[None, :] - 2.0 * block @ X.T).clamp_min_(0.0)
+        squared = kernel_input_distances(X[start : start + block_size], X, "euclidean")
         out.append(torch.logsumexp(-squared / (2.0 * bandwidth**2), dim=1))
     return torch.cat(out)
 

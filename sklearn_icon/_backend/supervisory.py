@@ -397,27 +397,23 @@ def shared_label_distribution(labels, dtype=torch.float64):
     tensor([0.0000, 0.0000, 0.0000, 0.5000, 0.5000, 0.0000], dtype=torch.float64)
     """
     n = labels.shape[0]
-    device = labels.device
     labelled = torch.nonzero(labels != UNLABELLED).flatten()
     order = labelled[torch.argsort(labels[labelled], stable=True)]
     _, sizes = torch.unique_consecutive(labels[order], return_counts=True)
-    rows, cols, values = [], [], []
-    start = 0
-    for size in sizes.tolist():
-        if size > 1:
-            members = order[start : start + size]
-            pair_rows = members.repeat_interleave(size)
-            pair_cols = members.repeat(size)
-            off_diagonal = pair_rows != pair_cols
-            rows.append(pair_rows[off_diagonal])
-            cols.append(pair_cols[off_diagonal])
-            values.append(torch.full((size * (size - 1),), 1.0 / (size - 1), dtype=dtype, device=device))
-        start += size
-    if not rows:
-        empty = torch.zeros((2, 0), dtype=torch.long, device=device)
-        return torch.sparse_coo_tensor(empty, torch.zeros(0, dtype=dtype, device=device), (n, n)).coalesce()
-    indices = torch.stack([torch.cat(rows), torch.cat(cols)])
-    return torch.sparse_coo_tensor(indices, torch.cat(values), (n, n), check_invariants=False).coalesce()
+    # Every ordered pair within each label's run of ``order``, without a
+    # loop over labels (InfoNCE has one label per item, tens of thousands).
+    # Member m of a label of size k pairs with the k members of its run, m included.
+    size_of = sizes.repeat_interleave(sizes)
+    run_start_of = (sizes.cumsum(0) - sizes).repeat_interleave(sizes)
+    first_pair_of = size_of.cumsum(0) - size_of
+    size_per_pair = size_of.repeat_interleave(size_of)
+    within_run = torch.arange(size_per_pair.numel(), device=labels.device) - first_pair_of.repeat_interleave(size_of)
+    rows = order.repeat_interleave(size_of)
+    cols = order[run_start_of.repeat_interleave(size_of) + within_run]
+    off_diagonal = rows != cols
+    values = 1.0 / (size_per_pair[off_diagonal].to(dtype) - 1.0)
+    indices = torch.stack([rows[off_diagonal], cols[off_diagonal]])
+    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=False).coalesce()
 
 
 def mix_label_distribution(P, labels, weight):
