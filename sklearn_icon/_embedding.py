@@ -89,7 +89,8 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         ``X`` is a square non-negative affinity matrix, dense or sparse.
     learned : {"student_t", "gaussian", "cosine"}, default="student_t"
         Learned kernel ``q``: Student-t with ``dof`` degrees of freedom (the
-        Cauchy kernel of t-SNE when 1), Gaussian ``exp(-d^2)`` (SNE), or
+        Cauchy kernel of t-SNE when 1), Gaussian ``exp(-d^2 / (2 temperature))``
+        (SNE), or
         ``exp(cos / temperature)`` (InfoNCE).
     alpha : float in [0, 1], default=0.0
         Debiasing of ``p``: ``(1 - alpha) p + alpha u``, with ``u`` uniform
@@ -129,7 +130,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     dof : float, default=1.0
         Degrees of freedom of the ``student_t`` learned kernel.
     temperature : float, default=0.5
-        Temperature of the ``cosine`` learned kernel.
+        Temperature of the ``cosine`` learned kernel; the squared width
+        ``sigma^2`` of the ``gaussian`` one, ``exp(-d^2 / (2 temperature))``
+        (SNE's ``exp(-d^2)`` at the default).
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden ReLU layer widths of the ``mlp`` mapper.
     early_exaggeration : float, default=12.0
@@ -445,7 +448,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if method == "fft":
             return InterpolatedStudentTObjective(P if P.is_sparse else P.to_sparse(), dof=self.dof, alpha=self.alpha)
         if self.learned in DISTANCE_KERNELS and self.alpha_q == 0:
-            return DistanceKernelObjective(P, self.learned, self.normalization, alpha=self.alpha, dof=self.dof)
+            return DistanceKernelObjective(
+                P, self.learned, self.normalization, alpha=self.alpha, dof=self.dof, temperature=self.temperature
+            )
         return AutogradObjective(
             P,
             self.learned,

@@ -170,19 +170,24 @@ def test_joint_student_t_loss_and_gradient_equal_sklearn_tsne(data):
 
 
 @pytest.mark.parametrize("normalization", ["conditional", "joint"])
-@pytest.mark.parametrize("learned,dof", [("student_t", 1.0), ("student_t", 2.5), ("gaussian", 1.0)])
+@pytest.mark.parametrize(
+    "learned,dof,temperature",
+    [("student_t", 1.0, 0.5), ("student_t", 2.5, 0.5), ("gaussian", 1.0, 0.5), ("gaussian", 1.0, 7.0)],
+)
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 @pytest.mark.parametrize("layout", ["sparse", "dense"])
-def test_closed_form_gradient_equals_autograd(data, normalization, learned, dof, alpha, layout):
+def test_closed_form_gradient_equals_autograd(data, normalization, learned, dof, temperature, alpha, layout):
     X, Y = data
     P = supervisory_distribution(X, perplexity=5.0, normalization=normalization)
     P = P.to_dense() if layout == "dense" else P
     Y = Y.clone().requires_grad_(True)
-    loss = icon_loss(P, Y, learned=learned, normalization=normalization, alpha=alpha, dof=dof)
-    (grad,) = torch.autograd.grad(loss, Y)
-    closed_loss, closed_grad = DistanceKernelObjective(P, learned, normalization, alpha=alpha, dof=dof)(
-        Y.detach()
+    loss = icon_loss(
+        P, Y, learned=learned, normalization=normalization, alpha=alpha, dof=dof, temperature=temperature
     )
+    (grad,) = torch.autograd.grad(loss, Y)
+    closed_loss, closed_grad = DistanceKernelObjective(
+        P, learned, normalization, alpha=alpha, dof=dof, temperature=temperature
+    )(Y.detach())
     assert abs(float(closed_loss) - float(loss.detach())) < 1e-10
     torch.testing.assert_close(closed_grad, grad, atol=1e-12, rtol=1e-9)
 
@@ -251,3 +256,30 @@ def test_exaggeration_leaves_the_uniform_part_of_debiasing_alone(data, normaliza
     _, autograd = AutogradObjective(P, "student_t", normalization, alpha=alpha)(Y, exaggeration=exaggeration)
     torch.testing.assert_close(closed_form, expected, rtol=1e-8, atol=1e-12)
     torch.testing.assert_close(autograd, expected, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("normalization", ["joint", "conditional"])
+def test_exaggeration_with_debiased_q_multiplies_the_attraction_only(data, normalization):
+    # With alpha_q the normaliser no longer carries all the repulsion:
+    # t-SNE's surrogate "e * loss - (e - 1) * log-normaliser" then turned the
+    # repulsion into attraction and digits collapsed (alpha = alpha_q = 0.2:
+    # 10-NN accuracy 0.10). The attraction is the data term's gradient with
+    # the kernel's share r of each q~_ij held fixed.
+    X, Y = data
+    alpha, alpha_q, exaggeration = 0.3, 0.4, 6.0
+    P = supervisory_distribution(X, perplexity=5.0, normalization=normalization).to_dense()
+    objective = AutogradObjective(P, "student_t", normalization, alpha=alpha, alpha_q=alpha_q)
+    _, plain = objective(Y)
+    _, exaggerated = objective(Y, exaggeration=exaggeration)
+
+    Yg = Y.clone().requires_grad_(True)
+    log_k = log_kernel_matrix(Yg, "student_t")
+    with torch.no_grad():
+        debiased = log_q_from_log_kernel(log_k, normalization, alpha_q)
+        share = (log_q_from_log_kernel(log_k, normalization) + math.log1p(-alpha_q) - debiased).exp()
+    support = P > 0
+    attraction = -(1 - alpha) * (P * share * torch.where(support, log_k, 0.0)).sum()
+    if normalization == "conditional":
+        attraction = attraction / N
+    (attraction_grad,) = torch.autograd.grad(attraction, Yg)
+    torch.testing.assert_close(exaggerated - plain, (exaggeration - 1) * attraction_grad, rtol=1e-8, atol=1e-12)

@@ -29,12 +29,14 @@ def log_kernel_matrix(Y, kernel, dof=1.0, temperature=0.5):
         Embeddings.
     kernel : {"student_t", "gaussian", "cosine"}
         ``student_t``: ``(1 + d^2 / dof)^(-(dof + 1) / 2)``, the Cauchy kernel
-        of t-SNE when ``dof=1``; ``gaussian``: ``exp(-d^2)`` as in SNE;
-        ``cosine``: ``exp(cos(y_i, y_j) / temperature)`` as in InfoNCE.
+        of t-SNE when ``dof=1``; ``gaussian``: ``exp(-d^2 / (2 temperature))``,
+        SNE's ``exp(-d^2)`` at the default temperature; ``cosine``:
+        ``exp(cos(y_i, y_j) / temperature)`` as in InfoNCE.
     dof : float, default=1.0
         Degrees of freedom of the Student-t kernel.
     temperature : float, default=0.5
-        Temperature of the cosine kernel.
+        Temperature of the cosine kernel; the squared width ``sigma^2`` of
+        the Gaussian one.
 
     Returns
     -------
@@ -44,7 +46,7 @@ def log_kernel_matrix(Y, kernel, dof=1.0, temperature=0.5):
     if kernel == "student_t":
         return -0.5 * (dof + 1.0) * torch.log1p(squared_distances(Y) / dof)
     if kernel == "gaussian":
-        return -squared_distances(Y)
+        return squared_distances(Y) / (-2.0 * temperature)
     if kernel == "cosine":
         Yn = Y / Y.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return (Yn @ Yn.T) / temperature

@@ -26,33 +26,39 @@ from .supervisory import debias, uniform_mass
 NORMALIZATIONS = ("joint", "conditional")
 
 
-def log_q_from_log_kernel(log_k, normalization, alpha_q=0.0):
+def log_q_from_log_kernel(log_k, normalization, alpha_q=0.0, include_self=False):
     """Normalise unnormalised log affinities into log ``q``, with debiasing.
 
     Parameters
     ----------
     log_k : torch.Tensor of shape (n, n)
-        Unnormalised log affinities; the diagonal is ignored.
+        Unnormalised log affinities; the diagonal is ignored unless
+        ``include_self``.
     normalization : {"joint", "conditional"}
     alpha_q : float in [0, 1), default=0.0
         Weight of the uniform distribution mixed into ``q``.
+    include_self : bool, default=False
+        Keep the self pairs ``(i, i)`` in ``q``, as PCA's ``p(j|i) = 1[i = j]``
+        needs; the uniform part of debiasing stays over the other points.
 
     Returns
     -------
     torch.Tensor of shape (n, n)
-        ``log q`` with ``-inf`` on the diagonal.
+        ``log q``, with ``-inf`` on the diagonal unless ``include_self``.
     """
     n = log_k.shape[0]
     diagonal = torch.eye(n, dtype=torch.bool, device=log_k.device)
-    masked = log_k.masked_fill(diagonal, -math.inf)
+    masked = log_k if include_self else log_k.masked_fill(diagonal, -math.inf)
     if normalization == "conditional":
         log_q = torch.log_softmax(masked, dim=1)
     else:
         log_q = masked - torch.logsumexp(masked.reshape(-1), dim=0)
     if alpha_q > 0:
         log_uniform = math.log(alpha_q * uniform_mass(n, normalization))
-        log_q = torch.logaddexp(log_q + math.log1p(-alpha_q), torch.full_like(log_q, log_uniform))
-        log_q = log_q.masked_fill(diagonal, -math.inf)
+        kept = log_q + math.log1p(-alpha_q)
+        mixed = torch.logaddexp(kept, torch.full_like(log_q, log_uniform))
+        # The uniform part has no self pair: the diagonal keeps q's own share.
+        log_q = torch.where(diagonal, kept if include_self else -math.inf, mixed)
     return log_q
 
 
@@ -150,12 +156,17 @@ class DistanceKernelObjective:
         Debiasing of ``p``.
     dof : float, default=1.0
         Degrees of freedom of the Student-t kernel.
+    temperature : float, default=0.5
+        Squared width of the Gaussian kernel, ``exp(-d^2 / (2 temperature))``.
     """
 
-    def __init__(self, P, kernel, normalization, alpha=0.0, dof=1.0):
+    def __init__(self, P, kernel, normalization, alpha=0.0, dof=1.0, temperature=0.5):
         if kernel not in DISTANCE_KERNELS:
             raise ValueError(f"Closed-form gradient needs a distance kernel, got {kernel!r}.")
         self.kernel, self.normalization, self.dof = kernel, normalization, float(dof)
+        # A Gaussian of squared width T on Y is the unit one, exp(-d^2), on
+        # Y / sqrt(2 T): the closed form below works on the rescaled points.
+        self.y_scale = 1.0 if kernel == "student_t" else (2.0 * float(temperature)) ** -0.5
         P = debias(P, alpha, normalization)
         self.P = P.to_dense() if P.is_sparse else P
         n = self.P.shape[0]
@@ -192,6 +203,9 @@ class DistanceKernelObjective:
 
     def loss(self, Y):
         """The exact loss at ``Y`` (a scalar tensor)."""
+        return self._loss_of_scaled(Y * self.y_scale)
+
+    def _loss_of_scaled(self, Y):
         log_k = log_kernel_matrix(Y, self.kernel, dof=self.dof)
         return kl_divergence(self.P, log_q_from_log_kernel(log_k, self.normalization), self.normalization)
 
@@ -217,7 +231,7 @@ class DistanceKernelObjective:
         grad : torch.Tensor of shape (n, n_components)
         """
         n, d = Y.shape
-        Y = Y - Y.mean(0, keepdim=True)
+        Y = (Y - Y.mean(0, keepdim=True)) * self.y_scale
         base = self._kernel_base(Y)
         loss = math.nan
         M = self._work
@@ -263,10 +277,10 @@ class DistanceKernelObjective:
                     M.sub_(unexaggerated)
         ones = torch.ones((n, 1), dtype=Y.dtype, device=Y.device)
         if compute_loss and loss is None:
-            loss = self.loss(Y)
+            loss = self._loss_of_scaled(Y)
         # M is symmetric; the transposed product is the faster one on CPU.
         r = (torch.cat([Y, ones], 1).T @ M).T
-        grad = scale * (r[:, d:] * Y - r[:, :d])
+        grad = scale * self.y_scale * (r[:, d:] * Y - r[:, :d])
         return loss, grad
 
     def _loss_from_kernel(self, kernel, mass):

@@ -24,10 +24,20 @@ N_ITER_CHECK = 50
 class AutogradObjective:
     """Exact I-Con loss and its gradient by autograd, for any learned kernel.
 
+    Early exaggeration is applied to the gradient with respect to the log
+    affinities ``log k_ij``: the loss's gradient there is the attraction
+    ``-(1 - alpha) p_ij r_ij`` of the data's part of ``p~`` plus what the
+    uniform part and the normaliser contribute, where ``r_ij`` is the share
+    of ``q~_ij`` owed to the kernel (1 without ``alpha_q``). Exaggeration
+    multiplies the attraction only, which for an undebiased ``q`` is
+    t-SNE's ``e p_ij - q_ij``.
+
     Parameters
     ----------
     P : torch.Tensor of shape (n, n), dense or sparse COO
-        Supervisory distribution in the chosen normalisation.
+        Supervisory distribution in the chosen normalisation. When it puts
+        mass on the diagonal (PCA's ``p(j|i) = 1[i = j]``), ``q`` includes
+        the self pairs too.
     kernel : {"student_t", "gaussian", "cosine"}
     normalization : {"joint", "conditional"}
     alpha, alpha_q : float, default=0.0
@@ -44,30 +54,25 @@ class AutogradObjective:
         # are kept apart: exaggeration multiplies the first only.
         self.P, self.alpha = P, float(alpha)
         self.support = self.P > 0
+        self.include_self = bool(self.P.diagonal().sum() > 0)
         self.kernel, self.normalization = kernel, normalization
         self.alpha_q, self.dof, self.temperature = alpha_q, dof, temperature
 
-    def terms(self, Y):
-        """Cross-entropies ``-sum p log q`` of the data's and the uniform part of ``p~`` and the log-normaliser.
+    def _log_q(self, log_k, alpha_q):
+        return log_q_from_log_kernel(log_k, self.normalization, alpha_q, include_self=self.include_self)
 
-        Each is a per-anchor mean if conditional; the uniform one is 0 without debiasing.
-        """
-        n = Y.shape[0]
-        log_k = log_kernel_matrix(Y, self.kernel, dof=self.dof, temperature=self.temperature)
-        log_q = log_q_from_log_kernel(log_k, self.normalization, self.alpha_q)
+    def _cross_entropy(self, log_q):
+        """``-sum p~ log q~`` split as (data's part, uniform part), per-anchor means if conditional."""
+        n = log_q.shape[0]
         safe = torch.where(self.support, log_q, torch.zeros_like(log_q))
         cross_data = -(self.P * safe).sum()
-        off_diagonal = ~torch.eye(n, dtype=torch.bool, device=Y.device)
         cross_uniform = log_q.new_zeros(())
         if self.alpha > 0:
+            off_diagonal = ~torch.eye(n, dtype=torch.bool, device=log_q.device)
             cross_uniform = -uniform_mass(n, self.normalization) * log_q[off_diagonal].sum()
-        masked = log_k.masked_fill(~off_diagonal, -math.inf)
         if self.normalization == "conditional":
-            log_norm = torch.logsumexp(masked, dim=1).sum() / n
             cross_data, cross_uniform = cross_data / n, cross_uniform / n
-        else:
-            log_norm = torch.logsumexp(masked.reshape(-1), dim=0)
-        return cross_data, cross_uniform, log_norm
+        return cross_data, cross_uniform
 
     def _loss(self, cross_data, cross_uniform, n):
         cross_entropy = (1.0 - self.alpha) * cross_data + self.alpha * cross_uniform
@@ -76,25 +81,32 @@ class AutogradObjective:
     def loss(self, Y):
         """The exact loss at ``Y`` (a scalar tensor)."""
         with torch.no_grad():
-            cross_data, cross_uniform, _ = self.terms(Y)
+            log_k = log_kernel_matrix(Y, self.kernel, dof=self.dof, temperature=self.temperature)
+            cross_data, cross_uniform = self._cross_entropy(self._log_q(log_k, self.alpha_q))
         return self._loss(cross_data, cross_uniform, Y.shape[0])
 
     def __call__(self, Y, exaggeration=1.0, compute_loss=True):
         """Loss and gradient at ``Y``; see the module docstring."""
+        n = Y.shape[0]
         with torch.enable_grad():
             Y = Y.detach().requires_grad_(True)
-            cross_data, cross_uniform, log_norm = self.terms(Y)
-            # Exaggeration scales the attraction of the data's part of p~
-            # only, as in t-SNE: the normaliser and debiasing's uniform part
-            # keep weight one.
-            data_weight = 1.0 - self.alpha
-            surrogate = (
-                exaggeration * data_weight * cross_data
-                + self.alpha * cross_uniform
-                - (exaggeration - 1.0) * data_weight * log_norm
-            )
-            (grad,) = torch.autograd.grad(surrogate, Y)
-        return self._loss(cross_data.detach(), cross_uniform.detach(), Y.shape[0]), grad
+            log_k = log_kernel_matrix(Y, self.kernel, dof=self.dof, temperature=self.temperature)
+            logits = log_k.detach().requires_grad_(True)
+            log_q = self._log_q(logits, self.alpha_q)
+            cross_data, cross_uniform = self._cross_entropy(log_q)
+            loss = self._loss(cross_data, cross_uniform, n)
+            (grad_logits,) = torch.autograd.grad(loss, logits)
+            if exaggeration != 1.0:
+                with torch.no_grad():
+                    attraction = self.P * (1.0 - self.alpha)
+                    if self.alpha_q > 0:
+                        kernel_share = self._log_q(logits, 0.0) + math.log1p(-self.alpha_q) - log_q
+                        attraction = attraction * torch.where(self.support, kernel_share, 0.0).exp()
+                    if self.normalization == "conditional":
+                        attraction = attraction / n
+                    grad_logits -= (exaggeration - 1.0) * attraction
+            (grad,) = torch.autograd.grad(log_k, Y, grad_logits)
+        return loss.detach(), grad
 
 
 def learning_rate_auto(n_samples, early_exaggeration):
