@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ._backend.learned import DISTANCE_KERNELS, LEARNED_KERNELS
 from ._backend.interpolation import MAX_DIMENSIONS, InterpolatedStudentTObjective
 from ._backend.loss import NORMALIZATIONS, DistanceKernelObjective
-from ._backend.mappers import MAPPERS, make_mapper, principal_axes
+from ._backend.mappers import MAPPERS, finalize_mapper, make_mapper, principal_axes
 from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent, learning_rate_auto
 from ._backend.supervisory import (
     METRICS,
@@ -81,17 +81,19 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     perplexity : float, default=30.0
         Effective number of neighbours of the ``gaussian`` and ``student_t``
         supervisory kernels; must be less than ``n_samples``.
-    supervisory : {"gaussian", "student_t", "knn", "precomputed"}, default="gaussian"
+    supervisory : {"gaussian", "student_t", "knn", "precomputed", "identity"}, default="gaussian"
         Supervisory kernel ``p``. ``gaussian``/``student_t``: a bandwidth per
         point calibrated to ``perplexity`` over its ``3 * perplexity + 1``
         nearest neighbours (or one fixed ``bandwidth`` for all points);
         ``knn``: uniform over ``n_neighbors`` neighbours; ``precomputed``:
-        ``X`` is a square non-negative affinity matrix, dense or sparse.
+        ``X`` is a square non-negative affinity matrix, dense or sparse;
+        ``identity``: each point its own only neighbour, with ``q`` over all
+        points including itself (PCA's ``p``, see
+        :func:`~sklearn_icon.methods.make_method` ``("pca")``).
     learned : {"student_t", "gaussian", "cosine"}, default="student_t"
         Learned kernel ``q``: Student-t with ``dof`` degrees of freedom (the
         Cauchy kernel of t-SNE when 1), Gaussian ``exp(-d^2 / (2 temperature))``
-        (SNE), or
-        ``exp(cos / temperature)`` (InfoNCE).
+        (SNE), or ``exp(cos / temperature)`` (InfoNCE).
     alpha : float in [0, 1], default=0.0
         Debiasing of ``p``: ``(1 - alpha) p + alpha u``, with ``u`` uniform
         over the ``n_samples - 1`` other points (over all pairs when
@@ -111,10 +113,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     normalization : {"joint", "conditional"}, default="joint"
         ``joint``: t-SNE's ``KL(P || Q)`` over pairs with symmetrised ``P``;
         ``conditional``: I-Con's mean over points of ``KL(p(.|i) || q(.|i))``.
-    mapper : {"table", "linear", "mlp"} or callable, default="table"
+    mapper : {"table", "linear", "mlp", "orthonormal"} or callable, default="table"
         ``table``: a free vector per sample (non-parametric, like t-SNE);
         ``linear``/``mlp``: a function of the standardised input, trained
-        with Adam, that provides :meth:`transform`. A callable
+        with Adam, that provides :meth:`transform`; ``orthonormal``: a
+        projection onto ``n_components`` orthonormal directions of the
+        centred input divided by one scale (its total standard deviation),
+        so the input's geometry is kept (PCA's mapper). A callable
         ``mapper(n_features, n_components)`` returning a
         :class:`torch.nn.Module` (a class, or ``functools.partial`` of one)
         brings your own encoder: it receives the standardised input as a
@@ -176,8 +181,8 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         switches to it), else ``exact``.
     init : {"pca", "random"} or ndarray of shape (n_samples, n_components), default="pca"
         Initial embedding of the ``table`` mapper (PCA scaled to a standard
-        deviation of 1e-4, as scikit-learn does); for ``linear``, ``"pca"``
-        starts the map at the principal axes.
+        deviation of 1e-4, as scikit-learn does); for ``linear`` and
+        ``orthonormal``, ``"pca"`` starts the map at the principal axes.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to optimise; ``"auto"`` uses a CUDA GPU when there is one.
         Fitted state is always kept on the CPU.
@@ -354,6 +359,11 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError("init contains NaN or infinity.")
         if self.mapper == "mlp":
             check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.mapper == "orthonormal" and self.n_components > X.shape[1]:
+            raise ValueError(
+                f"mapper='orthonormal' projects onto n_components={self.n_components} orthonormal "
+                f"directions of the input, which needs n_components <= n_features; got n_features={X.shape[1]}."
+            )
         self._loss_method(n)
         return X
 
@@ -366,6 +376,8 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             obstacles.append(f"normalization={self.normalization!r} (needs 'joint')")
         if self.alpha_q != 0:
             obstacles.append(f"alpha_q={self.alpha_q} (needs 0)")
+        if self.supervisory == "identity":
+            obstacles.append("supervisory='identity' (its q includes the self pairs)")
         if self.n_components > MAX_DIMENSIONS:
             obstacles.append(f"n_components={self.n_components} (needs at most {MAX_DIMENSIONS})")
         return obstacles
@@ -379,8 +391,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             return "fft" if not obstacles and n_samples >= FFT_MIN_SAMPLES else "exact"
         return self.method
 
+    @property
+    def _closed_form(self):
+        """Whether the exact loss has the closed-form gradient (else autograd)."""
+        return self.learned in DISTANCE_KERNELS and self.alpha_q == 0 and self.supervisory != "identity"
+
     def _check_memory(self, n, dtype, device):
-        closed_form = self.learned in DISTANCE_KERNELS and self.alpha_q == 0
+        closed_form = self._closed_form
         buffers = _BUFFERS_CLOSED_FORM[self.normalization] if closed_form else _BUFFERS_AUTOGRAD
         if self.bandwidth is not None or self.supervisory == "precomputed" or self.metric == "precomputed":
             buffers += 4  # float64 distances or affinities while p is built
@@ -447,7 +464,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _objective(self, P, method):
         if method == "fft":
             return InterpolatedStudentTObjective(P if P.is_sparse else P.to_sparse(), dof=self.dof, alpha=self.alpha)
-        if self.learned in DISTANCE_KERNELS and self.alpha_q == 0:
+        if self._closed_form:
             return DistanceKernelObjective(
                 P, self.learned, self.normalization, alpha=self.alpha, dof=self.dof, temperature=self.temperature
             )
@@ -504,9 +521,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """Adam on a linear or MLP map of the standardised input."""
         lr = 1e-2 if self.learning_rate == "auto" else float(self.learning_rate)
         mean, scale = fit_standardizer(X.astype(np.float64))
+        if self.mapper == "orthonormal":
+            # One scale for all features: an orthonormal projection keeps the
+            # input's geometry, which a per-feature scale would change.
+            scale = np.full_like(scale, np.sqrt(np.sum(X.astype(np.float64).var(axis=0))) or 1.0)
         Xs = torch.as_tensor((X - mean) / scale, dtype=dtype, device=device)
         projection = None
-        if self.mapper == "linear" and self.init == "pca":
+        if self.mapper in ("linear", "orthonormal") and self.init == "pca":
             projection = principal_axes(Xs.cpu(), min(self.n_components, Xs.shape[1]))
             if projection.shape[1] < self.n_components:
                 pad = torch.zeros((Xs.shape[1], self.n_components - projection.shape[1]), dtype=dtype)
@@ -526,6 +547,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             )
         module = module.to(device)
         losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, **schedule)
+        module = finalize_mapper(module)
         return module.cpu().to(torch.float64).eval(), (mean, scale), losses, n_iter, lr
 
     def _user_module(self, n_features, generator):
@@ -638,7 +660,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def transform(self, X):
         """Embed new points with the trained parametric mapper.
 
-        Available only when ``mapper`` is ``"linear"`` or ``"mlp"``; t-SNE's
+        Available only with a parametric ``mapper`` (not ``"table"``); t-SNE's
         non-parametric ``table`` has nothing to apply to unseen points.
 
         Parameters

@@ -35,6 +35,11 @@ ESTIMATORS = [
         perplexity=5, mapper=functools.partial(torch.nn.Linear), max_iter=40, early_exaggeration_iter=10,
         device="cpu", random_state=0,
     ),
+    # PCA as I-Con (Theorem 2): identity p, q with self pairs, an orthonormal map.
+    IConEmbedding(
+        supervisory="identity", learned="gaussian", temperature=100.0, normalization="conditional",
+        mapper="orthonormal", init="random", early_exaggeration=1.0, max_iter=30, device="cpu", random_state=0,
+    ),
     IConClustering(n_clusters=3, n_neighbors=5, n_init=2, max_iter=60, device="cpu", random_state=0),
     IConClustering(
         n_clusters=3, n_neighbors=5, mapper="mlp", hidden_layer_sizes=(8,), learned="cluster_degree", alpha=0.2,

@@ -5,9 +5,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from scipy.linalg import subspace_angles
 from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
@@ -279,3 +281,28 @@ def test_a_user_module_is_trained_as_the_mapper(digits):
 def test_a_mapper_factory_must_return_a_module(digits):
     with pytest.raises(TypeError, match="must return a torch.nn.Module; got int"):
         IConEmbedding(mapper=lambda n_features, n_components: 3, max_iter=10).fit(digits[0][:100])
+
+
+def test_pca_learns_the_principal_subspace(digits):
+    # Theorem 2: with p(j|i) = 1[i = j], q including the self pair and a wide
+    # Gaussian, the loss is minus the projected variance to first order; an
+    # orthonormal linear map then finds PCA's subspace. It starts from a
+    # random orthonormal map, not from the principal axes.
+    X = digits[0]
+    model = make_method("pca", random_state=0).fit(X)
+    weight = model.mapper_.weight.detach().numpy()
+    np.testing.assert_allclose(weight @ weight.T, np.eye(2), atol=1e-6)
+    reference = PCA(n_components=2).fit(X).components_
+    assert subspace_angles(weight.T, reference.T).max() < 0.05
+    # transform is the projection of the centred input, PCA's up to a rotation and one scale.
+    projected = model.transform(X[:50])
+    expected = (X[:50] - X.mean(0)) @ weight.T
+    ratio = np.linalg.norm(projected, axis=1) / np.linalg.norm(expected, axis=1)
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-6)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.transform(X[:50]), projected, rtol=1e-10)
+
+
+def test_orthonormal_mapper_needs_enough_features():
+    with pytest.raises(ValueError, match="n_components=3 orthonormal directions.*n_features=2"):
+        make_method("pca", n_components=3).fit(np.random.default_rng(0).normal(size=(20, 2)))

@@ -2,8 +2,9 @@
 
 ``table`` is a free vector per training sample (non-parametric, as in
 t-SNE): the embedding tensor itself is optimised, so it needs no module.
-``linear`` and ``mlp`` are functions of the input, so they embed new points
-too. All parameters are initialised from a local ``torch.Generator``;
+``linear``, ``mlp`` and ``orthonormal`` (a linear projection with
+orthonormal columns, PCA's mapper) are functions of the input, so they embed
+new points too. All parameters are initialised from a local ``torch.Generator``;
 torch's global seed is never touched.
 """
 
@@ -12,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-MAPPERS = ("table", "linear", "mlp")
+MAPPERS = ("table", "linear", "mlp", "orthonormal")
 
 
 def _uniform_(tensor, bound, generator):
@@ -44,14 +45,14 @@ def make_mapper(
 
     Parameters
     ----------
-    name : {"linear", "mlp"}
+    name : {"linear", "mlp", "orthonormal"}
     n_features : int
         Input dimension.
     n_components : int
         Output dimension.
     projection : torch.Tensor of shape (n_features, n_components), optional
-        Initial weight of the ``linear`` mapper (e.g. the principal axes);
-        random when None.
+        Initial weight of the ``linear`` or ``orthonormal`` mapper (e.g. the
+        principal axes); random when None.
     hidden_layer_sizes : tuple of int, default=(100,)
         Widths of the hidden ReLU layers of ``mlp``.
     generator : torch.Generator, optional
@@ -62,7 +63,23 @@ def make_mapper(
     Returns
     -------
     torch.nn.Module
+        For ``orthonormal``, an ``nn.Linear`` without bias whose weight is
+        parametrised to have orthonormal rows; :func:`finalize_mapper`
+        freezes it into a plain layer once trained.
     """
+    if name == "orthonormal":
+        if n_components > n_features:
+            raise ValueError(
+                f"The orthonormal mapper projects onto n_components={n_components} orthonormal "
+                f"directions, which needs n_components <= n_features={n_features}."
+            )
+        layer = nn.Linear(n_features, n_components, bias=False, dtype=dtype, device=device)
+        if projection is None:
+            _uniform_(layer.weight, 1.0 / math.sqrt(n_features), generator)
+        else:
+            with torch.no_grad():
+                layer.weight.copy_(projection.T)
+        return nn.utils.parametrizations.orthogonal(layer)
     if name == "linear":
         layer = _linear_layer(n_features, n_components, generator, dtype, device)
         if projection is not None:
@@ -81,6 +98,20 @@ def make_mapper(
     if name == "table":
         raise ValueError("The table mapper is the embedding tensor itself; optimise it directly.")
     raise ValueError(f"Unknown mapper {name!r}; expected one of {MAPPERS}.")
+
+
+def finalize_mapper(module):
+    """A trained mapper without parametrizations: a plain module that pickles.
+
+    ``torch.nn.utils.parametrize`` swaps the module's class for a generated
+    one that :mod:`pickle` cannot find; the orthonormal weight is kept as
+    it was last computed.
+    """
+    for submodule in module.modules():
+        if nn.utils.parametrize.is_parametrized(submodule):
+            for name in list(submodule.parametrizations):
+                nn.utils.parametrize.remove_parametrizations(submodule, name, leave_parametrized=True)
+    return module
 
 
 def principal_axes(X, n_components):

@@ -12,7 +12,7 @@ import warnings
 
 import torch
 
-SUPERVISORY_KERNELS = ("gaussian", "student_t", "knn", "precomputed")
+SUPERVISORY_KERNELS = ("gaussian", "student_t", "knn", "precomputed", "identity")
 METRICS = ("euclidean", "sqeuclidean", "cosine", "manhattan", "precomputed")
 
 
@@ -525,13 +525,15 @@ def supervisory_distribution(
         Data; a square distance matrix when ``metric="precomputed"``; a
         square affinity matrix (dense or sparse COO) when
         ``kernel="precomputed"``.
-    kernel : {"gaussian", "student_t", "knn", "precomputed"}, default="gaussian"
+    kernel : {"gaussian", "student_t", "knn", "precomputed", "identity"}, default="gaussian"
         ``gaussian`` and ``student_t`` calibrate a bandwidth per point to the
         ``perplexity`` over its ``min(n - 1, 3 perplexity + 1)`` nearest
         neighbours, as scikit-learn's Barnes-Hut t-SNE and openTSNE do, or
         use one fixed ``bandwidth`` over all points; ``knn`` is uniform over
         the ``n_neighbors`` nearest neighbours; ``precomputed`` normalises
-        the user's affinities.
+        the user's affinities; ``identity`` is ``p(j|i) = 1[i = j]``, each
+        point its own only neighbour (PCA's ``p``, Theorem 2 of the I-Con
+        paper; the learned ``q`` must then include the self pair).
     normalization : {"joint", "conditional"}, default="joint"
         ``joint`` symmetrises into t-SNE's joint distribution.
     metric : str, default="euclidean"
@@ -559,6 +561,11 @@ def supervisory_distribution(
     n = X.shape[0]
     if kernel == "precomputed":
         P = normalize_rows(X)
+    elif kernel == "identity":
+        diagonal = torch.arange(n, device=X.device)
+        P = torch.sparse_coo_tensor(
+            torch.stack([diagonal, diagonal]), torch.ones(n, dtype=torch.float64, device=X.device), (n, n), check_invariants=False
+        ).coalesce()
     elif kernel == "knn":
         _, idx = nearest_neighbors(X, n_neighbors, metric, method=neighbors, random_state=random_state)
         P = uniform_knn_affinity(idx, n).to(X.dtype)
