@@ -127,6 +127,17 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Its parameters are initialised under a seed drawn from
         ``random_state``; define it at module level so the estimator
         pickles.
+    augment : callable or None, default=None
+        With a parametric ``mapper``, a data augmentation applied afresh at
+        every iteration (each iteration sees the whole training set, one
+        epoch): ``augment(X, generator)`` receives the input as a float
+        tensor of shape ``(n_samples, n_features)``, in the units of the
+        data passed to :meth:`fit`, and a ``torch.Generator`` on its device
+        seeded from ``random_state``, and returns a tensor of the same
+        shape. ``p`` is computed once from the un-augmented data (or from
+        ``y``/``groups``), so two copies of each item with ``groups`` naming
+        the item give SimCLR: fresh views of every item each epoch. Define
+        it at module level so the estimator pickles.
     n_neighbors : int, default=15
         Neighbours of the ``knn`` supervisory kernel.
     bandwidth : float or None, default=None
@@ -241,6 +252,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "label_weight": [Interval(Real, 0, 1, closed="both")],
         "normalization": [StrOptions(set(NORMALIZATIONS))],
         "mapper": [StrOptions(set(MAPPERS)), callable],
+        "augment": [callable, None],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "dof": [Interval(Real, 0, None, closed="neither")],
@@ -273,6 +285,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         label_weight=0.0,
         normalization="joint",
         mapper="table",
+        augment=None,
         n_neighbors=15,
         bandwidth=None,
         dof=1.0,
@@ -301,6 +314,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.label_weight = label_weight
         self.normalization = normalization
         self.mapper = mapper
+        self.augment = augment
         self.n_neighbors = n_neighbors
         self.bandwidth = bandwidth
         self.dof = dof
@@ -359,6 +373,11 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError("init contains NaN or infinity.")
         if self.mapper == "mlp":
             check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.augment is not None and self.mapper == "table":
+            raise ValueError(
+                "augment needs a parametric mapper ('linear', 'mlp', 'orthonormal' or a module factory): "
+                "the table mapper has no input to augment."
+            )
         if self.mapper == "orthonormal" and self.n_components > X.shape[1]:
             raise ValueError(
                 f"mapper='orthonormal' projects onto n_components={self.n_components} orthonormal "
@@ -546,9 +565,31 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 device="cpu",
             )
         module = module.to(device)
-        losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, **schedule)
+        augment = None
+        if self.augment is not None:
+            augment = self._standardized_augmentation(X, mean, scale, generator, device, dtype)
+        losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, augment=augment, **schedule)
         module = finalize_mapper(module)
         return module.cpu().to(torch.float64).eval(), (mean, scale), losses, n_iter, lr
+
+    def _standardized_augmentation(self, X, mean, scale, generator, device, dtype):
+        """``augment`` on the raw input, followed by the mapper's standardisation, as one callable."""
+        raw = torch.tensor(np.asarray(X), dtype=dtype, device=device)
+        mean = torch.as_tensor(mean, dtype=dtype, device=device)
+        scale = torch.as_tensor(scale, dtype=dtype, device=device)
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        device_generator = torch.Generator(device=device).manual_seed(seed)
+
+        def augmented(_):
+            views = self.augment(raw.clone(), device_generator)
+            if not isinstance(views, torch.Tensor) or views.shape != raw.shape:
+                shape = getattr(views, "shape", type(views).__name__)
+                raise ValueError(
+                    f"augment(X, generator) must return a tensor of the input's shape {tuple(raw.shape)}; got {shape}."
+                )
+            return (views.to(dtype) - mean) / scale
+
+        return augmented
 
     def _user_module(self, n_features, generator):
         """The user's ``mapper(n_features, n_components)``, initialised from ``random_state``.

@@ -7,6 +7,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_icon import IConClassifier, IConClustering, IConEmbedding
 
+
+def small_noise(X, generator):
+    """A data augmentation for the checks: a little Gaussian noise."""
+    return X + 0.01 * X.std() * torch.randn(X.shape, generator=generator, dtype=X.dtype, device=X.device)
+
+
 # Small, fast instances: the checks fit on a few dozen samples.
 ESTIMATORS = [
     IConEmbedding(perplexity=5, max_iter=60, early_exaggeration_iter=20, device="cpu", random_state=0),
@@ -34,6 +40,10 @@ ESTIMATORS = [
     IConEmbedding(
         perplexity=5, mapper=functools.partial(torch.nn.Linear), max_iter=40, early_exaggeration_iter=10,
         device="cpu", random_state=0,
+    ),
+    IConEmbedding(
+        perplexity=5, mapper="linear", augment=small_noise, max_iter=30, early_exaggeration_iter=10, device="cpu",
+        random_state=0,
     ),
     # PCA as I-Con (Theorem 2): identity p, q with self pairs, an orthonormal map.
     IConEmbedding(

@@ -226,6 +226,7 @@ def adam_descent(
     learning_rate=1e-3,
     early_exaggeration=12.0,
     early_exaggeration_iter=250,
+    augment=None,
     verbose=0,
     prefix="IConEmbedding",
 ):
@@ -242,6 +243,10 @@ def adam_descent(
     X : torch.Tensor of shape (n, n_features)
     objective : callable
         ``objective(Y, exaggeration, compute_loss) -> (loss, grad)``.
+    augment : callable, optional
+        ``augment(X) -> X'``, called once per iteration (one epoch of the
+        full batch): the mapper is trained on ``f(X')`` while ``p`` stays
+        that of ``X``. The final loss is that of the un-augmented ``X``.
 
     Returns
     -------
@@ -257,7 +262,7 @@ def adam_descent(
         exaggeration = early_exaggeration if it <= early_exaggeration_iter else 1.0
         checkpoint = it % N_ITER_CHECK == 0
         optimizer.zero_grad(set_to_none=True)
-        Y = mapper(X)
+        Y = mapper(X if augment is None else augment(X))
         loss, grad = objective(Y.detach(), exaggeration, checkpoint)
         Y.backward(grad)
         optimizer.step()
