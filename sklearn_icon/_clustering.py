@@ -30,6 +30,7 @@ from ._backend.supervisory import (
     supervisory_distribution,
 )
 from ._base import (
+    build_user_module,
     check_neighbor_search,
     keep_state_on_failure,
     DEVICE_CONSTRAINT,
@@ -122,10 +123,16 @@ class IConClustering(ClusterMixin, BaseEstimator):
         ``O(n_samples^2 n_clusters)`` time per iteration (memory stays linear).
     alpha_q : float in [0, 1), default=0.0
         The same debiasing on ``q``, in log space.
-    mapper : {"linear", "mlp", "table"}, default="linear"
+    mapper : {"linear", "mlp", "table"} or callable, default="linear"
         ``linear`` and ``mlp`` map the standardised input to cluster logits
         and provide :meth:`predict`; ``table`` learns free logits per
-        training point (transductive, no ``predict``).
+        training point (transductive, no ``predict``). A callable
+        ``mapper(n_features, n_clusters)`` returning a
+        :class:`torch.nn.Module` brings your own encoder of the
+        standardised input (a ``(batch, n_features)`` float tensor) to
+        ``n_clusters`` logits; it is initialised under a seed drawn from
+        ``random_state`` and trained like ``mlp``. Define it at module level
+        so the estimator pickles.
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden ReLU layer widths of the ``mlp`` mapper.
     n_init : int, default=4
@@ -227,7 +234,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "alpha": [Interval(Real, 0, 1, closed="both")],
         "alpha_q": [Interval(Real, 0, 1, closed="left")],
-        "mapper": [StrOptions(set(_CLUSTER_MAPPERS))],
+        "mapper": [StrOptions(set(_CLUSTER_MAPPERS)), callable],
         "hidden_layer_sizes": [tuple, list],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -410,6 +417,8 @@ class IConClustering(ClusterMixin, BaseEstimator):
                 logits = torch.sparse.mm(P, logits)
                 logits = (logits - logits.mean(0)) / logits.std(0).clamp_min(1e-12)
             return _FreeLogits(logits.cpu())
+        if callable(self.mapper):
+            return build_user_module(self.mapper, n_features, self.n_clusters, generator).to(dtype)
         return make_mapper(
             self.mapper,
             n_features=n_features,
@@ -611,7 +620,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
     def predict(self, X):
         """Assign new points to the learned clusters.
 
-        Available with the ``linear`` and ``mlp`` mappers.
+        Available with a parametric mapper (not ``table``).
 
         Parameters
         ----------
@@ -628,7 +637,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
     def predict_proba(self, X):
         """Soft assignments of new points to the learned clusters.
 
-        Available with the ``linear`` and ``mlp`` mappers.
+        Available with a parametric mapper (not ``table``).
 
         Parameters
         ----------

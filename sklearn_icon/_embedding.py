@@ -23,6 +23,7 @@ from ._backend.supervisory import (
     supervisory_distribution,
 )
 from ._base import (
+    build_user_module,
     check_neighbor_search,
     keep_state_on_failure,
     DEVICE_CONSTRAINT,
@@ -552,7 +553,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 pad = torch.zeros((Xs.shape[1], self.n_components - projection.shape[1]), dtype=dtype)
                 projection = torch.cat([projection, pad], 1)
         if callable(self.mapper):
-            module = self._user_module(Xs.shape[1], generator).to(dtype)
+            module = build_user_module(self.mapper, Xs.shape[1], self.n_components, generator).to(dtype)
         else:
             module = make_mapper(
                 self.mapper,
@@ -590,24 +591,6 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             return (views.to(dtype) - mean) / scale
 
         return augmented
-
-    def _user_module(self, n_features, generator):
-        """The user's ``mapper(n_features, n_components)``, initialised from ``random_state``.
-
-        Its parameters are drawn from torch's global generator, so it is
-        called under a seed taken from the local one, inside ``fork_rng``:
-        the same ``random_state`` gives the same module, and the caller's
-        global random state is left as it was.
-        """
-        seed = int(torch.randint(2**62, (1,), generator=generator))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            module = self.mapper(n_features, self.n_components)
-        if not isinstance(module, torch.nn.Module):
-            raise TypeError(
-                f"mapper(n_features, n_components) must return a torch.nn.Module; got {type(module).__name__}."
-            )
-        return module
 
     @_fit_context(prefer_skip_nested_validation=True)
     @keep_state_on_failure

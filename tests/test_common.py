@@ -55,6 +55,10 @@ ESTIMATORS = [
         n_clusters=3, n_neighbors=5, mapper="mlp", hidden_layer_sizes=(8,), learned="cluster_degree", alpha=0.2,
         n_init=1, max_iter=40, device="cpu", random_state=0,
     ),
+    IConClustering(
+        n_clusters=3, n_neighbors=5, mapper=functools.partial(torch.nn.Linear), n_init=1, max_iter=60, device="cpu",
+        random_state=0,
+    ),
     IConClustering(n_clusters=3, n_neighbors=5, mapper="table", n_init=1, max_iter=60, device="cpu", random_state=0),
     IConClustering(
         n_clusters=3, n_neighbors=5, batch_size=16, alpha=0.1, n_init=2, max_iter=60, device="cpu", random_state=0
