@@ -6,6 +6,7 @@ import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_icon import IConClassifier, IConClustering, IConEmbedding
+from sklearn_icon.methods import SpectralIConClustering
 
 
 def small_noise(X, generator):
@@ -65,6 +66,9 @@ ESTIMATORS = [
     ),
     IConClustering(
         n_clusters=3, supervisory="gaussian", divergence="reverse", n_init=2, max_iter=60, device="cpu", random_state=0
+    ),
+    SpectralIConClustering(
+        n_clusters=3, n_neighbors=5, clustering_params=dict(n_init=1, max_iter=60, device="cpu"), random_state=0
     ),
     IConClassifier(device="cpu", random_state=0),
     IConClassifier(learned="cosine", alpha=0.1, device="cpu", random_state=0),
