@@ -14,6 +14,8 @@ from ._backend.learned import DISTANCE_KERNELS, LEARNED_KERNELS
 from ._backend.interpolation import MAX_DIMENSIONS, InterpolatedStudentTObjective
 from ._backend.loss import NORMALIZATIONS, DistanceKernelObjective
 from ._backend.mappers import MAPPERS, finalize_mapper, make_mapper, principal_axes
+from ._backend.cluster import WalkSampler
+from ._backend.minibatch import SampledNeighbourLoss, sampled_adam
 from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent, learning_rate_auto
 from ._backend.supervisory import (
     METRICS,
@@ -128,6 +130,15 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Its parameters are initialised under a seed drawn from
         ``random_state``; define it at module level so the estimator
         pickles.
+    batch_size : int or None, default=None
+        With a parametric ``mapper``: None trains on the exact loss over all
+        pairs (or its ``fft`` form); an int trains on mini-batches, each
+        step drawing ``batch_size`` anchors uniformly and one neighbour of
+        each from ``p``, with ``q(.|i)`` normalised over the batch's other
+        ``2 batch_size - 1`` points (InfoNCE with the learned kernel, the
+        negative-sampling form of parametric t-SNE). Time and memory per
+        step then depend on the batch only, so any number of samples fits;
+        ``max_iter`` counts steps.
     augment : callable or None, default=None
         With a parametric ``mapper``, a data augmentation applied afresh at
         every iteration (each iteration sees the whole training set, one
@@ -209,10 +220,14 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     embedding_ : ndarray of shape (n_samples, n_components)
         The embedding of the training data.
     kl_divergence_ : float
-        Final loss (KL divergence, without exaggeration).
+        Final loss (KL divergence, without exaggeration). With
+        ``batch_size``, the mean mini-batch loss of the last 50 steps: a
+        sampled cross-entropy, without ``p``'s entropy, so not comparable
+        with a full-batch fit's value.
     loss_curve_ : ndarray
         Loss every 50 iterations (computing it costs a pass over all
-        pairs), then the loss of the final embedding.
+        pairs), then the loss of the final embedding; with ``batch_size``,
+        the mean batch loss of every 50 steps.
     n_iter_ : int
         Iterations run.
     learning_rate_ : float
@@ -254,6 +269,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "normalization": [StrOptions(set(NORMALIZATIONS))],
         "mapper": [StrOptions(set(MAPPERS)), callable],
         "augment": [callable, None],
+        "batch_size": [Interval(Integral, 2, None, closed="left"), None],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "dof": [Interval(Real, 0, None, closed="neither")],
@@ -286,6 +302,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         label_weight=0.0,
         normalization="joint",
         mapper="table",
+        batch_size=None,
         augment=None,
         n_neighbors=15,
         bandwidth=None,
@@ -315,6 +332,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.label_weight = label_weight
         self.normalization = normalization
         self.mapper = mapper
+        self.batch_size = batch_size
         self.augment = augment
         self.n_neighbors = n_neighbors
         self.bandwidth = bandwidth
@@ -374,6 +392,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError("init contains NaN or infinity.")
         if self.mapper == "mlp":
             check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.batch_size is not None and self.mapper == "table":
+            raise ValueError(
+                "batch_size needs a parametric mapper ('linear', 'mlp', 'orthonormal' or a module factory): "
+                "the table mapper's free vectors are trained on all pairs."
+            )
+        if self.batch_size is not None and self.supervisory == "identity":
+            raise ValueError("batch_size cannot be used with supervisory='identity': a point's only neighbour is itself.")
         if self.augment is not None and self.mapper == "table":
             raise ValueError(
                 "augment needs a parametric mapper ('linear', 'mlp', 'orthonormal' or a module factory): "
@@ -498,6 +523,14 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             temperature=self.temperature,
         )
 
+    def _sampled_objective(self, P):
+        """The mini-batch loss and the sampler of ``p``'s neighbours, for ``batch_size``."""
+        loss = SampledNeighbourLoss(
+            self.learned, alpha=self.alpha, alpha_q=self.alpha_q, dof=self.dof, temperature=self.temperature
+        )
+        P = (P if P.is_sparse else P.to_sparse()).coalesce().cpu()
+        return loss, WalkSampler(P, n_walk_steps=0)
+
     def _initial_table(self, X, generator):
         n = X.shape[0]
         if isinstance(self.init, np.ndarray):
@@ -569,24 +602,35 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         augment = None
         if self.augment is not None:
             augment = self._standardized_augmentation(X, mean, scale, generator, device, dtype)
-        losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, augment=augment, **schedule)
+        if self.batch_size is None:
+            losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, augment=augment, **schedule)
+        else:
+            loss, sampler = objective
+            losses, n_iter = sampled_adam(
+                module, Xs, sampler, loss, batch_size=self.batch_size, generator=generator, learning_rate=lr,
+                augment=augment, **schedule
+            )
         module = finalize_mapper(module)
         return module.cpu().to(torch.float64).eval(), (mean, scale), losses, n_iter, lr
 
     def _standardized_augmentation(self, X, mean, scale, generator, device, dtype):
-        """``augment`` on the raw input, followed by the mapper's standardisation, as one callable."""
+        """``augment`` on the raw input, followed by the mapper's standardisation, as one callable.
+
+        The callable takes the rows to augment (None: all of them).
+        """
         raw = torch.tensor(np.asarray(X), dtype=dtype, device=device)
         mean = torch.as_tensor(mean, dtype=dtype, device=device)
         scale = torch.as_tensor(scale, dtype=dtype, device=device)
         seed = int(torch.randint(2**62, (1,), generator=generator))
         device_generator = torch.Generator(device=device).manual_seed(seed)
 
-        def augmented(_):
-            views = self.augment(raw.clone(), device_generator)
-            if not isinstance(views, torch.Tensor) or views.shape != raw.shape:
+        def augmented(index):
+            batch = raw if index is None else raw[index]
+            views = self.augment(batch.clone(), device_generator)
+            if not isinstance(views, torch.Tensor) or views.shape != batch.shape:
                 shape = getattr(views, "shape", type(views).__name__)
                 raise ValueError(
-                    f"augment(X, generator) must return a tensor of the input's shape {tuple(raw.shape)}; got {shape}."
+                    f"augment(X, generator) must return a tensor of the input's shape {tuple(batch.shape)}; got {shape}."
                 )
             return (views.to(dtype) - mean) / scale
 
@@ -625,13 +669,14 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         labels = self._labels(y, groups, n)
         device = resolve_device(self.device)
         dtype = torch.float32
-        method = self._loss_method(n)
+        batched = self.batch_size is not None
+        method = None if batched else self._loss_method(n)
         if method == "exact":
             self._check_memory(n, dtype, device)
         generator = make_generator(self.random_state)
 
         P = self._supervisory(X, device, labels).to(dtype)
-        objective = self._objective(P, method)
+        objective = self._sampled_objective(P) if batched else self._objective(P, method)
         schedule = dict(
             max_iter=self.max_iter,
             early_exaggeration=self.early_exaggeration,

@@ -46,6 +46,10 @@ ESTIMATORS = [
         perplexity=5, mapper="linear", augment=small_noise, max_iter=30, early_exaggeration_iter=10, device="cpu",
         random_state=0,
     ),
+    IConEmbedding(
+        perplexity=5, mapper="mlp", hidden_layer_sizes=(8,), batch_size=8, max_iter=30, early_exaggeration_iter=10,
+        device="cpu", random_state=0,
+    ),
     # PCA as I-Con (Theorem 2): identity p, q with self pairs, an orthonormal map.
     IConEmbedding(
         supervisory="identity", learned="gaussian", temperature=100.0, normalization="conditional",

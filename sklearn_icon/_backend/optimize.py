@@ -244,9 +244,10 @@ def adam_descent(
     objective : callable
         ``objective(Y, exaggeration, compute_loss) -> (loss, grad)``.
     augment : callable, optional
-        ``augment(X) -> X'``, called once per iteration (one epoch of the
-        full batch): the mapper is trained on ``f(X')`` while ``p`` stays
-        that of ``X``. The final loss is that of the un-augmented ``X``.
+        ``augment(None) -> X'``, a fresh augmentation of all of ``X``,
+        called once per iteration (one epoch of the full batch): the mapper
+        is trained on ``f(X')`` while ``p`` stays that of ``X``. The final
+        loss is that of the un-augmented ``X``.
 
     Returns
     -------
@@ -262,7 +263,7 @@ def adam_descent(
         exaggeration = early_exaggeration if it <= early_exaggeration_iter else 1.0
         checkpoint = it % N_ITER_CHECK == 0
         optimizer.zero_grad(set_to_none=True)
-        Y = mapper(X if augment is None else augment(X))
+        Y = mapper(X if augment is None else augment(None))
         loss, grad = objective(Y.detach(), exaggeration, checkpoint)
         Y.backward(grad)
         optimizer.step()

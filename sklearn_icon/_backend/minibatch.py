@@ -1,0 +1,200 @@
+"""Mini-batch I-Con for parametric embeddings: sampled neighbours, in-batch negatives.
+
+Each step draws anchors ``i`` uniformly, one neighbour ``j ~ p(.|i)`` of each
+(a step of :class:`~sklearn_icon._backend.cluster.WalkSampler`), and
+normalises each anchor's ``q(.|i)`` over the batch's other points, anchors
+and neighbours alike. The anchor's loss, ``-log q(j|i)``, is then an
+unbiased sample of the cross-entropy part of ``KL(p(.|i) || q_batch(.|i))``:
+InfoNCE with the learned kernel as its critic, which for the Cauchy kernel
+is the parametric, negative-sampling form of t-SNE. Memory and time per step
+depend on the batch only, never on ``n``.
+"""
+
+import math
+import time
+
+import torch
+
+from .learned import LEARNED_KERNELS
+from .optimize import N_ITER_CHECK, _check_finite
+
+
+def log_kernel_between(A, B, kernel, dof=1.0, temperature=0.5):
+    """Unnormalised log affinities ``log k(a_i, b_j)`` between two sets of embeddings.
+
+    Parameters
+    ----------
+    A : torch.Tensor of shape (m, d)
+    B : torch.Tensor of shape (k, d)
+    kernel, dof, temperature
+        As :func:`~sklearn_icon._backend.learned.log_kernel_matrix`.
+
+    Returns
+    -------
+    torch.Tensor of shape (m, k)
+    """
+    if kernel == "cosine":
+        An = A / A.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        Bn = B / B.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return (An @ Bn.T) / temperature
+    if kernel not in LEARNED_KERNELS:
+        raise ValueError(f"Unknown learned kernel {kernel!r}; expected one of {LEARNED_KERNELS}.")
+    centre = B.mean(0, keepdim=True)
+    A, B = A - centre, B - centre
+    squared = torch.addmm((A * A).sum(1, keepdim=True) + (B * B).sum(1)[None, :], A, B.T, alpha=-2.0).clamp_min(0.0)
+    if kernel == "student_t":
+        return -0.5 * (dof + 1.0) * torch.log1p(squared / dof)
+    return squared / (-2.0 * temperature)
+
+
+class SampledNeighbourLoss:
+    """The I-Con loss of a batch of anchors, each with one sampled neighbour.
+
+    Parameters
+    ----------
+    kernel : {"student_t", "gaussian", "cosine"}
+    alpha, alpha_q : float, default=0.0
+        Debiasing of ``p`` (a uniform pull to every other batch point) and
+        of ``q`` (mixed in log space with the uniform over the batch).
+    dof, temperature : float
+        Kernel parameters.
+    """
+
+    def __init__(self, kernel, alpha=0.0, alpha_q=0.0, dof=1.0, temperature=0.5):
+        self.kernel, self.alpha, self.alpha_q = kernel, float(alpha), float(alpha_q)
+        self.dof, self.temperature = float(dof), float(temperature)
+
+    def __call__(self, anchors, candidates, anchor_index, neighbour_index, exaggeration=1.0, n_anchors_total=None):
+        """Loss to differentiate and loss to report, for one batch.
+
+        Parameters
+        ----------
+        anchors : torch.Tensor of shape (m, d)
+            Embeddings of the anchors.
+        candidates : torch.Tensor of shape (k, d)
+            Embeddings of every point ``q(.|i)`` is normalised over; each
+            anchor is among them, at ``anchor_index``, and excluded from its
+            own row.
+        anchor_index, neighbour_index : torch.Tensor of int, shape (m,)
+            Rows of ``candidates`` holding each anchor and its neighbour.
+        exaggeration : float, default=1.0
+            Factor on the attraction of the data's part of ``p`` (early
+            exaggeration); the reported loss is the plain one.
+        n_anchors_total : int, optional
+            Divide by this instead of ``m`` (the global batch when anchors
+            are split across processes).
+
+        Returns
+        -------
+        surrogate : torch.Tensor
+            Scalar whose gradient is the (exaggerated) loss's.
+        loss : torch.Tensor
+            The plain batch loss, detached.
+        """
+        m, k = anchors.shape[0], candidates.shape[0]
+        rows = torch.arange(m, device=anchors.device)
+        log_k = log_kernel_between(anchors, candidates, self.kernel, self.dof, self.temperature)
+        log_k = log_k.index_put((rows, anchor_index), torch.tensor(-math.inf, dtype=log_k.dtype, device=log_k.device))
+        log_q_plain = torch.log_softmax(log_k, dim=1)
+        log_q = log_q_plain
+        if self.alpha_q > 0:
+            log_uniform = torch.full_like(log_q, math.log(self.alpha_q / (k - 1)))
+            log_q = torch.logaddexp(log_q_plain + math.log1p(-self.alpha_q), log_uniform)
+            log_q = log_q.index_put((rows, anchor_index), torch.tensor(-math.inf, dtype=log_q.dtype, device=log_q.device))
+        per_anchor = -(1.0 - self.alpha) * log_q[rows, neighbour_index]
+        if self.alpha > 0:
+            others = torch.where(torch.isinf(log_q), torch.zeros_like(log_q), log_q)
+            per_anchor = per_anchor - self.alpha * others.sum(1) / (k - 1)
+        total = float(m if n_anchors_total is None else n_anchors_total)
+        loss = per_anchor.sum() / total
+        surrogate = loss
+        if exaggeration != 1.0:
+            with torch.no_grad():
+                # The kernel's share of q~ at each pair (1 without alpha_q).
+                share = (log_q_plain + math.log1p(-self.alpha_q) - log_q)[rows, neighbour_index].exp()
+            attraction = -(1.0 - self.alpha) * (share * log_k[rows, neighbour_index]).sum() / total
+            surrogate = loss + (exaggeration - 1.0) * attraction
+        return surrogate, loss.detach()
+
+
+def sample_batch(sampler, n_samples, batch_size, generator):
+    """Anchors drawn uniformly and one neighbour of each from ``p``.
+
+    Returns
+    -------
+    anchors, neighbours : torch.Tensor of int64, shape (batch_size,)
+    """
+    anchors = torch.randint(n_samples, (batch_size,), generator=generator)
+    return anchors, sampler.step(anchors, generator)
+
+
+def sampled_adam(
+    mapper,
+    X,
+    sampler,
+    loss,
+    *,
+    batch_size,
+    generator,
+    max_iter=1000,
+    learning_rate=1e-3,
+    early_exaggeration=12.0,
+    early_exaggeration_iter=250,
+    augment=None,
+    verbose=0,
+    prefix="IConEmbedding",
+):
+    """Adam on a parametric mapper, one sampled batch per step.
+
+    Parameters
+    ----------
+    mapper : torch.nn.Module
+        Trained in place.
+    X : torch.Tensor of shape (n, n_features)
+        Standardised input, on the training device.
+    sampler : WalkSampler
+        Draws ``j ~ p(.|i)`` (on the CPU).
+    loss : SampledNeighbourLoss
+    batch_size : int
+        Anchors per step; each brings one neighbour, so ``q`` is normalised
+        over ``2 batch_size - 1`` points.
+    generator : torch.Generator
+        CPU source of the batches.
+    augment : callable, optional
+        ``augment(rows) -> inputs``: fresh augmented, standardised inputs of
+        those rows, used instead of ``X[rows]``.
+
+    Returns
+    -------
+    losses : torch.Tensor
+        Mean batch loss of every ``N_ITER_CHECK`` steps.
+    n_iter : int
+    """
+    optimizer = torch.optim.Adam(mapper.parameters(), lr=learning_rate)
+    hint = "a learning_rate too large for Adam, or input with extreme values"
+    n = X.shape[0]
+    losses, running = [], 0.0
+    tic = time.perf_counter()
+    anchor_index = torch.arange(batch_size, device=X.device)
+    neighbour_index = anchor_index + batch_size
+    for it in range(1, max_iter + 1):
+        exaggeration = early_exaggeration if it <= early_exaggeration_iter else 1.0
+        anchors, neighbours = sample_batch(sampler, n, batch_size, generator)
+        rows = torch.cat([anchors, neighbours]).to(X.device)
+        inputs = X[rows] if augment is None else augment(rows)
+        optimizer.zero_grad(set_to_none=True)
+        Y = mapper(inputs)
+        surrogate, batch_loss = loss(Y[:batch_size], Y, anchor_index, neighbour_index, exaggeration)
+        surrogate.backward()
+        optimizer.step()
+        running = running + batch_loss
+        if it % N_ITER_CHECK == 0 or it == max_iter:
+            steps = it % N_ITER_CHECK or N_ITER_CHECK
+            mean = float(running) / steps
+            _check_finite(mean, it, hint)
+            losses.append(mean)
+            running = 0.0
+            if verbose:
+                seconds = time.perf_counter() - tic
+                print(f"[{prefix}] Iteration {it}: mean batch loss = {mean:.7f} ({seconds:.2f}s)", flush=True)
+    return torch.tensor(losses, dtype=torch.float64), max_iter
