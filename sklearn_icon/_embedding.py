@@ -15,7 +15,7 @@ from ._backend.interpolation import MAX_DIMENSIONS, InterpolatedStudentTObjectiv
 from ._backend.loss import NORMALIZATIONS, DistanceKernelObjective
 from ._backend.mappers import MAPPERS, finalize_mapper, make_mapper, principal_axes
 from ._backend.cluster import WalkSampler
-from ._backend.minibatch import SampledNeighbourLoss, sampled_adam
+from ._backend.minibatch import ProcessGroupShard, SampledNeighbourLoss, sampled_adam
 from ._backend.optimize import AutogradObjective, adam_descent, gradient_descent, learning_rate_auto
 from ._backend.supervisory import (
     METRICS,
@@ -139,6 +139,16 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         negative-sampling form of parametric t-SNE). Time and memory per
         step then depend on the batch only, so any number of samples fits;
         ``max_iter`` counts steps.
+    distributed : bool, default=False
+        With ``batch_size``, train data-parallel over the initialised
+        ``torch.distributed`` process group (launched with ``torchrun``, or
+        after ``init_process_group``; ``gloo`` on CPUs, ``nccl`` on GPUs):
+        every process calls :meth:`fit` on the same ``X`` with the same
+        integer ``random_state``, draws the same global batch of
+        ``batch_size`` anchors and embeds its share; embeddings are
+        all-gathered so that negatives come from every process, and
+        gradients summed, so each step is the single-process step on that
+        batch. Every process ends with the same fitted estimator.
     augment : callable or None, default=None
         With a parametric ``mapper``, a data augmentation applied afresh at
         every iteration (each iteration sees the whole training set, one
@@ -270,6 +280,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "mapper": [StrOptions(set(MAPPERS)), callable],
         "augment": [callable, None],
         "batch_size": [Interval(Integral, 2, None, closed="left"), None],
+        "distributed": ["boolean"],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "dof": [Interval(Real, 0, None, closed="neither")],
@@ -303,6 +314,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         normalization="joint",
         mapper="table",
         batch_size=None,
+        distributed=False,
         augment=None,
         n_neighbors=15,
         bandwidth=None,
@@ -333,6 +345,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.normalization = normalization
         self.mapper = mapper
         self.batch_size = batch_size
+        self.distributed = distributed
         self.augment = augment
         self.n_neighbors = n_neighbors
         self.bandwidth = bandwidth
@@ -397,6 +410,8 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 "batch_size needs a parametric mapper ('linear', 'mlp', 'orthonormal' or a module factory): "
                 "the table mapper's free vectors are trained on all pairs."
             )
+        if self.distributed:
+            self._check_distributed()
         if self.batch_size is not None and self.supervisory == "identity":
             raise ValueError("batch_size cannot be used with supervisory='identity': a point's only neighbour is itself.")
         if self.augment is not None and self.mapper == "table":
@@ -523,6 +538,27 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             temperature=self.temperature,
         )
 
+    def _check_distributed(self):
+        """Why ``distributed=True`` cannot run here, as a ValueError (nothing if it can)."""
+        if self.batch_size is None:
+            raise ValueError("distributed=True needs batch_size: processes share the anchors of each mini-batch.")
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            raise ValueError(
+                "distributed=True needs an initialised torch.distributed process group: launch with torchrun, "
+                "or call torch.distributed.init_process_group first."
+            )
+        if not isinstance(self.random_state, Integral):
+            raise ValueError(
+                "distributed=True needs an integer random_state, the same in every process, so that all "
+                "build the same p and draw the same batches."
+            )
+        world = torch.distributed.get_world_size()
+        if self.batch_size % world:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be a multiple of the number of processes ({world}): "
+                "each takes an equal share of the anchors."
+            )
+
     def _sampled_objective(self, P):
         """The mini-batch loss and the sampler of ``p``'s neighbours, for ``batch_size``."""
         loss = SampledNeighbourLoss(
@@ -606,9 +642,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, augment=augment, **schedule)
         else:
             loss, sampler = objective
+            shard = None
+            if self.distributed:
+                shard = ProcessGroupShard(self.batch_size)
+                shard.broadcast_module(module)
             losses, n_iter = sampled_adam(
                 module, Xs, sampler, loss, batch_size=self.batch_size, generator=generator, learning_rate=lr,
-                augment=augment, **schedule
+                augment=augment, shard=shard, **schedule
             )
         module = finalize_mapper(module)
         return module.cpu().to(torch.float64).eval(), (mean, scale), losses, n_iter, lr

@@ -14,6 +14,7 @@ import math
 import time
 
 import torch
+import torch.distributed as dist
 
 from .learned import LEARNED_KERNELS
 from .optimize import N_ITER_CHECK, _check_finite
@@ -128,6 +129,71 @@ def sample_batch(sampler, n_samples, batch_size, generator):
     return anchors, sampler.step(anchors, generator)
 
 
+class ProcessGroupShard:
+    """One process's share of a data-parallel mini-batch step over ``torch.distributed``.
+
+    Every process draws the same global batch (their generators must be
+    seeded alike) and embeds its slice of the anchors and of their neighbours. The
+    embeddings are all-gathered, so each anchor's ``q`` is normalised over
+    the whole global batch, in-batch negatives from every process, and the
+    loss is exactly the single-process loss of that batch. Its gradient is
+    assembled with ``all_reduce`` only (which every backend has, gloo
+    included): the gradient with respect to all gathered embeddings is
+    summed over processes, each process back-propagates its own rows, and
+    the parameter gradients are summed, so every process takes the same
+    Adam step as one process would on the global batch.
+
+    Parameters
+    ----------
+    batch_size : int
+        Global number of anchors per step; a multiple of the world size.
+    group : ProcessGroup or None, default=None
+        None for the default group.
+    """
+
+    def __init__(self, batch_size, group=None):
+        self.group = group
+        self.world, self.rank = dist.get_world_size(group), dist.get_rank(group)
+        self.local = batch_size // self.world
+
+    def broadcast_module(self, module):
+        """Start every process from the first one's parameters."""
+        with torch.no_grad():
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(tensor, src=dist.get_global_rank(self.group, 0) if self.group else 0, group=self.group)
+
+    def rows(self, anchors, neighbours):
+        """This process's anchors and neighbours, in that order."""
+        part = slice(self.rank * self.local, (self.rank + 1) * self.local)
+        return torch.cat([anchors[part], neighbours[part]])
+
+    def step(self, mapper, inputs, loss, exaggeration, n_anchors_total):
+        """Forward and backward of one global batch; returns this process's share of the loss."""
+        Y_local = mapper(inputs)
+        gathered = [torch.empty_like(Y_local) for _ in range(self.world)]
+        dist.all_gather(gathered, Y_local.detach().contiguous(), group=self.group)
+        candidates = torch.cat(gathered).requires_grad_(True)
+        start = self.rank * 2 * self.local
+        anchor_index = torch.arange(start, start + self.local, device=inputs.device)
+        surrogate, share = loss(
+            candidates[anchor_index], candidates, anchor_index, anchor_index + self.local, exaggeration,
+            n_anchors_total=n_anchors_total,
+        )
+        (grad,) = torch.autograd.grad(surrogate, candidates)
+        dist.all_reduce(grad, group=self.group)
+        Y_local.backward(grad[start : start + 2 * self.local])
+        for parameter in mapper.parameters():
+            if parameter.grad is not None:
+                dist.all_reduce(parameter.grad, group=self.group)
+        return share
+
+    def total(self, value):
+        """The sum over processes of a scalar."""
+        tensor = torch.tensor([float(value)], dtype=torch.float64)
+        dist.all_reduce(tensor, group=self.group)
+        return float(tensor)
+
+
 def sampled_adam(
     mapper,
     X,
@@ -141,6 +207,7 @@ def sampled_adam(
     early_exaggeration=12.0,
     early_exaggeration_iter=250,
     augment=None,
+    shard=None,
     verbose=0,
     prefix="IConEmbedding",
 ):
@@ -163,6 +230,9 @@ def sampled_adam(
     augment : callable, optional
         ``augment(rows) -> inputs``: fresh augmented, standardised inputs of
         those rows, used instead of ``X[rows]``.
+    shard : ProcessGroupShard, optional
+        Train data-parallel: this process embeds its share of each global
+        batch of ``batch_size`` anchors.
 
     Returns
     -------
@@ -180,17 +250,20 @@ def sampled_adam(
     for it in range(1, max_iter + 1):
         exaggeration = early_exaggeration if it <= early_exaggeration_iter else 1.0
         anchors, neighbours = sample_batch(sampler, n, batch_size, generator)
-        rows = torch.cat([anchors, neighbours]).to(X.device)
+        rows = (torch.cat([anchors, neighbours]) if shard is None else shard.rows(anchors, neighbours)).to(X.device)
         inputs = X[rows] if augment is None else augment(rows)
         optimizer.zero_grad(set_to_none=True)
-        Y = mapper(inputs)
-        surrogate, batch_loss = loss(Y[:batch_size], Y, anchor_index, neighbour_index, exaggeration)
-        surrogate.backward()
+        if shard is None:
+            Y = mapper(inputs)
+            surrogate, batch_loss = loss(Y[:batch_size], Y, anchor_index, neighbour_index, exaggeration)
+            surrogate.backward()
+        else:
+            batch_loss = shard.step(mapper, inputs, loss, exaggeration, batch_size)
         optimizer.step()
         running = running + batch_loss
         if it % N_ITER_CHECK == 0 or it == max_iter:
             steps = it % N_ITER_CHECK or N_ITER_CHECK
-            mean = float(running) / steps
+            mean = (float(running) if shard is None else shard.total(running)) / steps
             _check_finite(mean, it, hint)
             losses.append(mean)
             running = 0.0
