@@ -150,13 +150,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         gradients summed, so each step is the single-process step on that
         batch. Every process ends with the same fitted estimator.
     augment : callable or None, default=None
-        With a parametric ``mapper``, a data augmentation applied afresh at
-        every iteration (each iteration sees the whole training set, one
-        epoch): ``augment(X, generator)`` receives the input as a float
-        tensor of shape ``(n_samples, n_features)``, in the units of the
-        data passed to :meth:`fit`, and a ``torch.Generator`` on its device
-        seeded from ``random_state``, and returns a tensor of the same
-        shape. ``p`` is computed once from the un-augmented data (or from
+        With a parametric ``mapper``, a data augmentation drawn afresh
+        every time a sample is used: at every iteration of full-batch
+        training (each one an epoch), for every batch with ``batch_size``.
+        ``augment(X, generator)`` receives the rows as a float tensor of
+        shape ``(n_rows, n_features)``, in the units of the data passed to
+        :meth:`fit`, and a ``torch.Generator`` on its device seeded from
+        ``random_state``, and returns a tensor of the same shape. ``p`` is computed once from the un-augmented data (or from
         ``y``/``groups``), so two copies of each item with ``groups`` naming
         the item give SimCLR: fresh views of every item each epoch. Define
         it at module level so the estimator pickles.
@@ -644,7 +644,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             loss, sampler = objective
             shard = None
             if self.distributed:
-                shard = ProcessGroupShard(self.batch_size)
+                shard = ProcessGroupShard(self.batch_size, device)
                 shard.broadcast_module(module)
             losses, n_iter = sampled_adam(
                 module, Xs, sampler, loss, batch_size=self.batch_size, generator=generator, learning_rate=lr,

@@ -25,9 +25,9 @@ def local_cluster():
 
 def test_grid_search_on_a_dask_cluster_finds_the_default_backends_best(local_cluster):
     X, y = load_digits(return_X_y=True)
-    X, y = X[:600], y[:600]
+    X, y = X[:400], y[:400]
     grid = {"n_neighbors": [5, 15], "alpha": [0.0, 0.3]}
-    base = IConClustering(n_clusters=10, n_init=1, max_iter=100, device="cpu", random_state=0)
+    base = IConClustering(n_clusters=10, n_init=1, max_iter=60, device="cpu", random_state=0)
 
     def search():
         return GridSearchCV(base, grid, scoring="adjusted_rand_score", cv=3).fit(X, y)

@@ -147,12 +147,15 @@ class ProcessGroupShard:
     ----------
     batch_size : int
         Global number of anchors per step; a multiple of the world size.
+    device : torch.device
+        Where the training tensors live (CUDA for ``nccl``, which moves
+        nothing else).
     group : ProcessGroup or None, default=None
         None for the default group.
     """
 
-    def __init__(self, batch_size, group=None):
-        self.group = group
+    def __init__(self, batch_size, device, group=None):
+        self.group, self.device = group, torch.device(device)
         self.world, self.rank = dist.get_world_size(group), dist.get_rank(group)
         self.local = batch_size // self.world
 
@@ -189,7 +192,7 @@ class ProcessGroupShard:
 
     def total(self, value):
         """The sum over processes of a scalar."""
-        tensor = torch.tensor([float(value)], dtype=torch.float64)
+        tensor = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor, group=self.group)
         return float(tensor)
 
