@@ -9,18 +9,20 @@ LEARNED_KERNELS = ("student_t", "gaussian", "cosine")
 DISTANCE_KERNELS = ("student_t", "gaussian")
 
 
-def squared_distances(Y):
-    """Pairwise squared Euclidean distances of the rows of ``Y``.
+def squared_distances(Y, other=None):
+    """Squared Euclidean distances between the rows of ``Y`` and those of ``other`` (default ``Y``).
 
-    ``Y`` is centred first: the distances do not change, and the expansion
-    ``|a|^2 + |b|^2 - 2 a.b`` loses less precision near the origin.
+    Both are centred on ``other``'s mean first: the distances do not
+    change, and the expansion ``|a|^2 + |b|^2 - 2 a.b`` loses less precision
+    near the origin.
     """
-    Yc = Y - Y.mean(0, keepdim=True)
-    sq = (Yc * Yc).sum(1, keepdim=True)
-    return torch.addmm(sq + sq.T, Yc, Yc.T, alpha=-2.0).clamp_min(0.0)
+    centre = (Y if other is None else other).mean(0, keepdim=True)
+    A = Y - centre
+    B = A if other is None else other - centre
+    return torch.addmm((A * A).sum(1, keepdim=True) + (B * B).sum(1)[None, :], A, B.T, alpha=-2.0).clamp_min(0.0)
 
 
-def log_kernel_matrix(Y, kernel, dof=1.0, temperature=0.5):
+def log_kernel_matrix(Y, kernel, dof=1.0, temperature=0.5, other=None):
     """Unnormalised log affinities ``log k(y_i, y_j)`` between all embeddings.
 
     Parameters
@@ -37,19 +39,22 @@ def log_kernel_matrix(Y, kernel, dof=1.0, temperature=0.5):
     temperature : float, default=0.5
         Temperature of the cosine kernel; the squared width ``sigma^2`` of
         the Gaussian one.
+    other : torch.Tensor of shape (m, n_components), optional
+        Compare ``Y`` with these embeddings instead of with itself.
 
     Returns
     -------
-    torch.Tensor of shape (n, n)
-        Log affinities; the diagonal is left to the caller to mask.
+    torch.Tensor of shape (n, n), or (n, m) with ``other``
+        Log affinities; the self pairs are left to the caller to mask.
     """
     if kernel == "student_t":
-        return -0.5 * (dof + 1.0) * torch.log1p(squared_distances(Y) / dof)
+        return -0.5 * (dof + 1.0) * torch.log1p(squared_distances(Y, other) / dof)
     if kernel == "gaussian":
-        return squared_distances(Y) / (-2.0 * temperature)
+        return squared_distances(Y, other) / (-2.0 * temperature)
     if kernel == "cosine":
         Yn = Y / Y.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return (Yn @ Yn.T) / temperature
+        On = Yn if other is None else other / other.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return (Yn @ On.T) / temperature
     raise ValueError(f"Unknown learned kernel {kernel!r}; expected one of {LEARNED_KERNELS}.")
 
 

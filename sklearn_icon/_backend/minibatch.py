@@ -16,36 +16,8 @@ import time
 import torch
 import torch.distributed as dist
 
-from .learned import LEARNED_KERNELS
+from .learned import log_kernel_matrix
 from .optimize import N_ITER_CHECK, _check_finite
-
-
-def log_kernel_between(A, B, kernel, dof=1.0, temperature=0.5):
-    """Unnormalised log affinities ``log k(a_i, b_j)`` between two sets of embeddings.
-
-    Parameters
-    ----------
-    A : torch.Tensor of shape (m, d)
-    B : torch.Tensor of shape (k, d)
-    kernel, dof, temperature
-        As :func:`~sklearn_icon._backend.learned.log_kernel_matrix`.
-
-    Returns
-    -------
-    torch.Tensor of shape (m, k)
-    """
-    if kernel == "cosine":
-        An = A / A.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        Bn = B / B.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return (An @ Bn.T) / temperature
-    if kernel not in LEARNED_KERNELS:
-        raise ValueError(f"Unknown learned kernel {kernel!r}; expected one of {LEARNED_KERNELS}.")
-    centre = B.mean(0, keepdim=True)
-    A, B = A - centre, B - centre
-    squared = torch.addmm((A * A).sum(1, keepdim=True) + (B * B).sum(1)[None, :], A, B.T, alpha=-2.0).clamp_min(0.0)
-    if kernel == "student_t":
-        return -0.5 * (dof + 1.0) * torch.log1p(squared / dof)
-    return squared / (-2.0 * temperature)
 
 
 class SampledNeighbourLoss:
@@ -94,7 +66,7 @@ class SampledNeighbourLoss:
         """
         m, k = anchors.shape[0], candidates.shape[0]
         rows = torch.arange(m, device=anchors.device)
-        log_k = log_kernel_between(anchors, candidates, self.kernel, self.dof, self.temperature)
+        log_k = log_kernel_matrix(anchors, self.kernel, self.dof, self.temperature, other=candidates)
         log_k = log_k.index_put((rows, anchor_index), torch.tensor(-math.inf, dtype=log_k.dtype, device=log_k.device))
         log_q_plain = torch.log_softmax(log_k, dim=1)
         log_q = log_q_plain
