@@ -454,11 +454,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     @property
     def _closed_form(self):
         """Whether the exact loss has the closed-form gradient (else autograd)."""
-        return self.learned in DISTANCE_KERNELS and self.alpha_q == 0 and self.supervisory != "identity"
+        return self.learned in DISTANCE_KERNELS and self.supervisory != "identity"
 
     def _check_memory(self, n, dtype, device):
         closed_form = self._closed_form
         buffers = _BUFFERS_CLOSED_FORM[self.normalization] if closed_form else _BUFFERS_AUTOGRAD
+        if closed_form and self.alpha_q > 0:
+            buffers += 1  # the kernel's share of each debiased q
         if self.bandwidth is not None or self.supervisory == "precomputed" or self.metric == "precomputed":
             buffers += 4  # float64 distances or affinities while p is built
         itemsize = torch.finfo(dtype).bits // 8
@@ -526,7 +528,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             return InterpolatedStudentTObjective(P if P.is_sparse else P.to_sparse(), dof=self.dof, alpha=self.alpha)
         if self._closed_form:
             return DistanceKernelObjective(
-                P, self.learned, self.normalization, alpha=self.alpha, dof=self.dof, temperature=self.temperature
+                P,
+                self.learned,
+                self.normalization,
+                alpha=self.alpha,
+                alpha_q=self.alpha_q,
+                dof=self.dof,
+                temperature=self.temperature,
             )
         return AutogradObjective(
             P,

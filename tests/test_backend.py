@@ -8,6 +8,7 @@ import torch
 from scipy.spatial.distance import squareform
 from sklearn.manifold._t_sne import _kl_divergence
 
+from sklearn_icon._backend import loss as loss_module
 from sklearn_icon._backend.learned import LEARNED_KERNELS, log_kernel_matrix
 from sklearn_icon._backend.loss import (
     DistanceKernelObjective,
@@ -175,19 +176,33 @@ def test_joint_student_t_loss_and_gradient_equal_sklearn_tsne(data):
     [("student_t", 1.0, 0.5), ("student_t", 2.5, 0.5), ("gaussian", 1.0, 0.5), ("gaussian", 1.0, 7.0)],
 )
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("alpha_q", [0.0, 0.4])
 @pytest.mark.parametrize("layout", ["sparse", "dense"])
-def test_closed_form_gradient_equals_autograd(data, normalization, learned, dof, temperature, alpha, layout):
+def test_closed_form_gradient_equals_autograd(
+    data, normalization, learned, dof, temperature, alpha, alpha_q, layout, monkeypatch
+):
+    # This small P is too dense for the sparse attraction's default switch.
+    monkeypatch.setattr(loss_module, "SPARSE_DENSITY_LIMIT", 1.0)
     X, Y = data
     P = supervisory_distribution(X, perplexity=5.0, normalization=normalization)
     P = P.to_dense() if layout == "dense" else P
     Y = Y.clone().requires_grad_(True)
     loss = icon_loss(
-        P, Y, learned=learned, normalization=normalization, alpha=alpha, dof=dof, temperature=temperature
+        P,
+        Y,
+        learned=learned,
+        normalization=normalization,
+        alpha=alpha,
+        alpha_q=alpha_q,
+        dof=dof,
+        temperature=temperature,
     )
     (grad,) = torch.autograd.grad(loss, Y)
-    closed_loss, closed_grad = DistanceKernelObjective(
-        P, learned, normalization, alpha=alpha, dof=dof, temperature=temperature
-    )(Y.detach())
+    objective = DistanceKernelObjective(
+        P, learned, normalization, alpha=alpha, alpha_q=alpha_q, dof=dof, temperature=temperature
+    )
+    assert objective.sparse == (layout == "sparse")
+    closed_loss, closed_grad = objective(Y.detach())
     assert abs(float(closed_loss) - float(loss.detach())) < 1e-10
     torch.testing.assert_close(closed_grad, grad, atol=1e-12, rtol=1e-9)
 
@@ -259,7 +274,7 @@ def test_exaggeration_leaves_the_uniform_part_of_debiasing_alone(data, normaliza
 
 
 @pytest.mark.parametrize("normalization", ["joint", "conditional"])
-def test_exaggeration_with_debiased_q_multiplies_the_attraction_only(data, normalization):
+def test_exaggeration_with_debiased_q_multiplies_the_attraction_only(data, normalization, monkeypatch):
     # With alpha_q the normaliser no longer carries all the repulsion:
     # t-SNE's surrogate "e * loss - (e - 1) * log-normaliser" then turned the
     # repulsion into attraction and digits collapsed (alpha = alpha_q = 0.2:
@@ -271,6 +286,10 @@ def test_exaggeration_with_debiased_q_multiplies_the_attraction_only(data, norma
     objective = AutogradObjective(P, "student_t", normalization, alpha=alpha, alpha_q=alpha_q)
     _, plain = objective(Y)
     _, exaggerated = objective(Y, exaggeration=exaggeration)
+    monkeypatch.setattr(loss_module, "SPARSE_DENSITY_LIMIT", 1.0)
+    for layout in (P, P.to_sparse()):
+        closed_form = DistanceKernelObjective(layout, "student_t", normalization, alpha=alpha, alpha_q=alpha_q)
+        torch.testing.assert_close(closed_form(Y, exaggeration=exaggeration)[1], exaggerated, rtol=1e-8, atol=1e-12)
 
     Yg = Y.clone().requires_grad_(True)
     log_k = log_kernel_matrix(Yg, "student_t")
