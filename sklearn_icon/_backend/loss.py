@@ -326,13 +326,16 @@ class DistanceKernelObjective:
         if self.alpha_q == 0:
             if compute_loss:
                 loss = self._loss_from_kernel(kernel, normaliser)
-            attraction = exaggeration * self.p_data
+            attraction = self.p_data
             # Dense part: the repulsion q w / c, then the uniform attraction.
             M = torch.mul(kernel, base, out=work) if student else kernel
-            if joint:
+            if joint and self.sparse:
                 # -1 / Z is applied to the product with M, a pass over M fewer.
                 dense_scale = -1.0 / normaliser
                 uniform_pull = -self.uniform_weight * float(normaliser)
+            elif joint:
+                M.mul_(-1.0 / normaliser)
+                uniform_pull = self.uniform_weight
             else:
                 inverse = 1.0 / (n * mass)
                 across = M * inverse[None, :]
@@ -341,14 +344,15 @@ class DistanceKernelObjective:
             if uniform_pull:
                 M.add_(base, alpha=uniform_pull) if student else M.add_(uniform_pull)
         else:
-            M, attraction, loss = self._debiased_q_terms(kernel, normaliser, exaggeration, compute_loss)
+            M, attraction, loss = self._debiased_q_terms(kernel, normaliser, compute_loss)
             if student:
                 M.mul_(base)
         ones = torch.ones((n, 1), dtype=Y.dtype, device=Y.device)
         Y1 = torch.cat([Y, ones], 1)
-        if not joint:
-            attraction = attraction / n
+        # The data's attraction is exaggeration * attraction, symmetrised.
+        factor = exaggeration if joint else exaggeration / n
         if self.sparse:
+            attraction = attraction * factor
             if not joint:
                 attraction = (
                     attraction.new_zeros(self.pattern_flat.numel())
@@ -363,22 +367,21 @@ class DistanceKernelObjective:
         else:
             if not joint:
                 attraction = attraction + attraction.T
-            attraction = attraction / dense_scale
-            M.addcmul_(attraction, base) if student else M.add_(attraction)
-            r = (Y1.T @ M).T.mul_(dense_scale)
+            M.addcmul_(attraction, base, value=factor) if student else M.add_(attraction, alpha=factor)
+            r = (Y1.T @ M).T
         if compute_loss and loss is None:
             loss = self._loss_of_scaled(Y)
         scale = (4.0 if joint else 2.0) * self.w_scale
         grad = scale * self.y_scale * (r[:, d:] * Y - r[:, :d])
         return loss, grad
 
-    def _debiased_q_terms(self, kernel, normaliser, exaggeration, compute_loss):
+    def _debiased_q_terms(self, kernel, normaliser, compute_loss):
         """With ``alpha_q``: the dense part ``(alpha u r - q S) / c`` (conditional: symmetrised, over n).
 
         Returns the dense coefficients (the repulsion and the uniform part's
         attraction, still to be multiplied by the kernel base for the
-        Student-t), the data's attraction ``e (1 - alpha) p r`` on the data
-        entries, and the loss.
+        Student-t), the data's attraction ``(1 - alpha) p r`` on the data
+        entries (to be exaggerated), and the loss.
         """
         n = self.n
         joint = self.normalization == "joint"
@@ -403,7 +406,7 @@ class DistanceKernelObjective:
             row_total = row_total + self.uniform_weight * share.sum(1)
             one_sided = q.mul_(row_total[:, None]).sub_(share, alpha=self.uniform_weight)
             M = (one_sided + one_sided.T).div_(-n)
-        return M, exaggeration * data_share, loss
+        return M, data_share, loss
 
     def _loss_from_kernel(self, kernel, normaliser):
         """The loss from the kernel matrix and its total (joint) or row (conditional) masses.
