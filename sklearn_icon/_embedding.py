@@ -526,17 +526,8 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _objective(self, P, method):
         if method == "fft":
             return InterpolatedStudentTObjective(P if P.is_sparse else P.to_sparse(), dof=self.dof, alpha=self.alpha)
-        if self._closed_form:
-            return DistanceKernelObjective(
-                P,
-                self.learned,
-                self.normalization,
-                alpha=self.alpha,
-                alpha_q=self.alpha_q,
-                dof=self.dof,
-                temperature=self.temperature,
-            )
-        return AutogradObjective(
+        objective = DistanceKernelObjective if self._closed_form else AutogradObjective
+        return objective(
             P,
             self.learned,
             self.normalization,
