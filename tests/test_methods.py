@@ -73,7 +73,9 @@ def test_theorem_14_loss_is_not_the_normalized_cut(digits):
     W = spectral.affinity_matrix_.tocsr()
     degree = np.asarray(W.sum(1)).ravel()
     walk = (sp.diags(1.0 / degree) @ W).tocoo()
-    P = torch.sparse_coo_tensor(np.vstack([walk.row, walk.col]), walk.data, walk.shape).coalesce()
+    P = torch.sparse_coo_tensor(
+        np.vstack([walk.row, walk.col]), walk.data, walk.shape, check_invariants=True
+    ).coalesce()
     log_degree = torch.tensor(np.log(degree))
     logits = torch.tensor(np.log(0.9 * np.eye(10)[labels] + 0.01), requires_grad=True)
     optimizer = torch.optim.Adam([logits], lr=0.05)
@@ -296,8 +298,11 @@ def test_kmeans_matches_kmeans_inertia(dataset, digits):
         X = digits[0]
     k = 5 if dataset == "blobs" else 10
     reference = KMeans(k, n_init=10, random_state=0).fit(X)
-    # Measured with 150 steps and 4 restarts, seeds 0-2: within 0.1-1.2 % of KMeans's inertia.
-    model = make_method("kmeans", n_clusters=k, max_iter=150, random_state=0).fit(X)
+    # Measured with 150 steps, seeds 0-2: within 0.1-1.2 % of KMeans's inertia
+    # with 4 restarts; on digits 2 restarts already give 0.3-1.1 % (the
+    # blobs need 4: seed 2 with 2 found a 76 % worse optimum).
+    n_init = 4 if dataset == "blobs" else 2
+    model = make_method("kmeans", n_clusters=k, max_iter=150, n_init=n_init, random_state=0).fit(X)
     inertia = sum(((X[model.labels_ == c] - center) ** 2).sum() for c, center in enumerate(model.cluster_centers_))
     assert inertia <= 1.02 * reference.inertia_
     np.testing.assert_array_equal(model.predict(X), model.labels_)
