@@ -35,7 +35,7 @@ def test_spectral_preset_is_spectral_clustering(digits):
     # Corollary 4: the k-means instance on SpectralClustering's embedding.
     # Measured on these 600 digits: ARI 0.990-0.995 with SpectralClustering's
     # labels for seeds 0-2, accuracy 0.818 vs 0.820.
-    X, y = digits[0][:600], digits[1][:600]
+    X = digits[0][:600]
     reference = SpectralClustering(10, affinity="nearest_neighbors", random_state=0).fit_predict(X)
     model = make_method("spectral", n_clusters=10, random_state=0)
     labels = model.fit_predict(X)

@@ -22,6 +22,7 @@ import warnings
 
 import torch
 
+from .learned import mix_uniform
 from .supervisory import kernel_input_distances
 
 CLUSTER_KERNELS = ("cluster", "cluster_degree")
@@ -119,12 +120,6 @@ def _log_of_dot(dot, shift):
     return torch.log(dot.clamp_min(torch.finfo(dot.dtype).tiny)) + shift
 
 
-def _mix_uniform(log_q, alpha_q, n):
-    if alpha_q == 0:
-        return log_q
-    return torch.logaddexp(log_q + math.log1p(-alpha_q), torch.full_like(log_q, math.log(alpha_q / n)))
-
-
 def cluster_log_q(log_phi, rows, cols, *, log_degree=None, alpha_q=0.0, edges=None):
     """``log q(j|i)`` of the cluster kernel on the pairs ``(rows[e], cols[e])``.
 
@@ -152,7 +147,7 @@ def cluster_log_q(log_phi, rows, cols, *, log_degree=None, alpha_q=0.0, edges=No
     else:
         dot = _EdgeDot.apply(a, b, edges)
     log_q = _log_of_dot(dot, shift_a.index_select(0, rows) + shift_b.index_select(0, cols))
-    return _mix_uniform(log_q, alpha_q, log_phi.shape[0])
+    return mix_uniform(log_q, alpha_q, 1.0 / log_phi.shape[0])
 
 
 def cluster_log_q_dense(log_phi, *, log_degree=None, alpha_q=0.0):
@@ -166,7 +161,7 @@ def cluster_log_q_dense(log_phi, *, log_degree=None, alpha_q=0.0):
     log_q = torch.logsumexp(terms, dim=2)
     if log_degree is not None:
         log_q = log_q + log_degree[None, :]
-    return _mix_uniform(log_q, alpha_q, log_phi.shape[0])
+    return mix_uniform(log_q, alpha_q, 1.0 / log_phi.shape[0])
 
 
 def _log_q_blocks(log_phi, log_degree, block_size):
@@ -183,7 +178,7 @@ def _sum_log_q_all_pairs(log_phi, log_degree, alpha_q, block_size):
     n = log_phi.shape[0]
     total = log_phi.new_zeros(())
     for log_q in _log_q_blocks(log_phi, log_degree, block_size):
-        total = total + _mix_uniform(log_q, alpha_q, n).sum()
+        total = total + mix_uniform(log_q, alpha_q, 1.0 / n).sum()
     return total
 
 
@@ -377,4 +372,4 @@ def sampled_cross_entropy(
     log_q = torch.logsumexp(log_phi_anchors + log_phi_neighbours - log_mass, dim=1)
     if log_degree_neighbours is not None:
         log_q = log_q + log_degree_neighbours
-    return _mix_uniform(log_q, alpha_q, n).mean()
+    return mix_uniform(log_q, alpha_q, 1.0 / n).mean()

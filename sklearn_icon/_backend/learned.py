@@ -1,5 +1,7 @@
 """Learned neighbour kernels q on embeddings, as unnormalised log affinities."""
 
+import math
+
 import torch
 
 LEARNED_KERNELS = ("student_t", "gaussian", "cosine")
@@ -76,3 +78,26 @@ def distance_kernel_terms(kernel, dof):
     if kernel == "student_t":
         return 0.5 * (dof + 1.0), 0.5 * (dof + 1.0) / dof
     return 1.0, 1.0
+
+
+def mix_uniform(log_q, alpha_q, uniform):
+    """Debias a learned distribution in log space: ``log((1 - alpha_q) q + alpha_q u)``.
+
+    Parameters
+    ----------
+    log_q : torch.Tensor
+        ``log q`` over the candidates of each row (or of the whole matrix).
+    alpha_q : float in [0, 1)
+        Weight of the uniform distribution; ``log_q`` itself is returned at 0.
+    uniform : float
+        ``u``, the uniform distribution's mass on one candidate.
+
+    Returns
+    -------
+    torch.Tensor
+        ``log q~``, of ``log_q``'s shape; entries that are not candidates
+        (a point paired with itself) are the caller's to mask.
+    """
+    if alpha_q == 0:
+        return log_q
+    return torch.logaddexp(log_q + math.log1p(-alpha_q), torch.full_like(log_q, math.log(alpha_q * uniform)))

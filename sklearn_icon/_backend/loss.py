@@ -21,7 +21,7 @@ import warnings
 
 import torch
 
-from .learned import DISTANCE_KERNELS, distance_kernel_terms, log_kernel_matrix
+from .learned import DISTANCE_KERNELS, distance_kernel_terms, log_kernel_matrix, mix_uniform
 from .supervisory import debias, uniform_mass
 
 NORMALIZATIONS = ("joint", "conditional")
@@ -55,11 +55,9 @@ def log_q_from_log_kernel(log_k, normalization, alpha_q=0.0, include_self=False)
     else:
         log_q = masked - torch.logsumexp(masked.reshape(-1), dim=0)
     if alpha_q > 0:
-        log_uniform = math.log(alpha_q * uniform_mass(n, normalization))
-        kept = log_q + math.log1p(-alpha_q)
-        mixed = torch.logaddexp(kept, torch.full_like(log_q, log_uniform))
+        mixed = mix_uniform(log_q, alpha_q, uniform_mass(n, normalization))
         # The uniform part has no self pair: the diagonal keeps q's own share.
-        log_q = torch.where(diagonal, kept if include_self else -math.inf, mixed)
+        log_q = torch.where(diagonal, log_q + math.log1p(-alpha_q) if include_self else -math.inf, mixed)
     return log_q
 
 

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from .learned import log_kernel_matrix
+from .learned import log_kernel_matrix, mix_uniform
 from .optimize import N_ITER_CHECK, _check_finite
 
 
@@ -71,8 +71,7 @@ class SampledNeighbourLoss:
         log_q_plain = torch.log_softmax(log_k, dim=1)
         log_q = log_q_plain
         if self.alpha_q > 0:
-            log_uniform = torch.full_like(log_q, math.log(self.alpha_q / (k - 1)))
-            log_q = torch.logaddexp(log_q_plain + math.log1p(-self.alpha_q), log_uniform)
+            log_q = mix_uniform(log_q_plain, self.alpha_q, 1.0 / (k - 1))
             log_q = log_q.index_put((rows, anchor_index), torch.tensor(-math.inf, dtype=log_q.dtype, device=log_q.device))
         per_anchor = -(1.0 - self.alpha) * log_q[rows, neighbour_index]
         if self.alpha > 0:

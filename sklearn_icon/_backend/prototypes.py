@@ -18,10 +18,10 @@ Everything is in log space; the loss is the (weighted) mean over points of
 ``KL(p(.|i) || q(.|i))``.
 """
 
-import math
-
 import torch
 from torch import nn
+
+from .learned import mix_uniform
 
 PROTOTYPE_KERNELS = ("softmax", "cosine", "harmonic")
 
@@ -89,10 +89,7 @@ def prototype_logits(features, prototypes, bias=None, *, kernel, temperature=0.1
 
 def debias_log_q(log_q, alpha_q):
     """``log((1 - alpha_q) q + alpha_q / n_classes)`` computed in log space."""
-    if alpha_q == 0:
-        return log_q
-    n_classes = log_q.shape[1]
-    return torch.logaddexp(log_q + math.log1p(-alpha_q), torch.full_like(log_q, math.log(alpha_q / n_classes)))
+    return mix_uniform(log_q, alpha_q, 1.0 / log_q.shape[1])
 
 
 def label_kl(P, log_q, sample_weight=None):
