@@ -156,7 +156,8 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         ``augment(X, generator)`` receives the rows as a float tensor of
         shape ``(n_rows, n_features)``, in the units of the data passed to
         :meth:`fit`, and a ``torch.Generator`` on its device seeded from
-        ``random_state``, and returns a tensor of the same shape. ``p`` is computed once from the un-augmented data (or from
+        ``random_state``, and returns a tensor of the same shape. ``p`` is
+        computed once from the un-augmented data (or from
         ``y``/``groups``), so two copies of each item with ``groups`` naming
         the item give SimCLR: fresh views of every item each epoch. Define
         it at module level so the estimator pickles.

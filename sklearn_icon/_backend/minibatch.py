@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from .learned import log_kernel_matrix, mix_uniform
-from .optimize import N_ITER_CHECK, _check_finite
+from .optimize import ADAM_DIVERGENCE_HINT, N_ITER_CHECK, _check_finite
 
 
 class SampledNeighbourLoss:
@@ -215,7 +215,7 @@ def sampled_adam(
     n_iter : int
     """
     optimizer = torch.optim.Adam(mapper.parameters(), lr=learning_rate)
-    hint = "a learning_rate too large for Adam, or input with extreme values"
+    hint = ADAM_DIVERGENCE_HINT
     n = X.shape[0]
     losses, running = [], 0.0
     tic = time.perf_counter()

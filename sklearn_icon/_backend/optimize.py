@@ -20,6 +20,9 @@ from .supervisory import debias, uniform_mass
 #: Iterations between host-side checks (progress, convergence, NaN).
 N_ITER_CHECK = 50
 
+#: What a non-finite loss under Adam most likely means, for DivergedError.
+ADAM_DIVERGENCE_HINT = "a learning_rate too large for Adam, or input with extreme values"
+
 
 class AutogradObjective:
     """Exact I-Con loss and its gradient by autograd, for any learned kernel.
@@ -258,7 +261,7 @@ def adam_descent(
     optimizer = torch.optim.Adam(mapper.parameters(), lr=learning_rate)
     losses = []
     tic = time.perf_counter()
-    hint = "a learning_rate too large for Adam, or input with extreme values"
+    hint = ADAM_DIVERGENCE_HINT
     for it in range(1, max_iter + 1):
         exaggeration = early_exaggeration if it <= early_exaggeration_iter else 1.0
         checkpoint = it % N_ITER_CHECK == 0
@@ -421,7 +424,7 @@ def minibatch_adam(
     """
     parameters = list(parameters)
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
-    hint = "a learning_rate too large for Adam, or input with extreme values"
+    hint = ADAM_DIVERGENCE_HINT
     losses, best, stale = [], math.inf, 0
     tic = time.perf_counter()
     for epoch in range(1, max_iter + 1):
