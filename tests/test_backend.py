@@ -183,6 +183,7 @@ def test_closed_form_gradient_equals_autograd(
 ):
     # This small P is too dense for the sparse attraction's default switch.
     monkeypatch.setattr(loss_module, "SPARSE_DENSITY_LIMIT", 1.0)
+    monkeypatch.setattr(loss_module, "SPARSE_DENSITY_LIMIT_DEBIASED", 1.0)
     X, Y = data
     P = supervisory_distribution(X, perplexity=5.0, normalization=normalization)
     P = P.to_dense() if layout == "dense" else P
@@ -287,6 +288,7 @@ def test_exaggeration_with_debiased_q_multiplies_the_attraction_only(data, norma
     _, plain = objective(Y)
     _, exaggerated = objective(Y, exaggeration=exaggeration)
     monkeypatch.setattr(loss_module, "SPARSE_DENSITY_LIMIT", 1.0)
+    monkeypatch.setattr(loss_module, "SPARSE_DENSITY_LIMIT_DEBIASED", 1.0)
     for layout in (P, P.to_sparse()):
         closed_form = DistanceKernelObjective(layout, "student_t", normalization, alpha=alpha, alpha_q=alpha_q)
         torch.testing.assert_close(closed_form(Y, exaggeration=exaggeration)[1], exaggerated, rtol=1e-8, atol=1e-12)

@@ -134,10 +134,17 @@ def icon_loss(
 
 #: A sparse ``p`` with more than this share of all pairs nonzero is handled as
 #: a dense matrix: past it, per-edge gathers cost more than the dense pass
-#: they save. Measured on t-SNE's P (2 threads, per gradient): digits,
-#: density 0.064, 6.7 ms dense vs 7.5 ms sparse; MNIST 3000 (0.041) 19.1 vs
-#: 18.4 ms; MNIST 5000 (0.024) 50 vs 47 ms.
-SPARSE_DENSITY_LIMIT = 0.05
+#: they save. Measured on t-SNE's P (2 threads, float32, per gradient, dense
+#: vs sparse): digits at perplexity 30 (density 0.064) 5.4 vs 4.2 ms, at 60
+#: (0.123) 6.9 vs 6.7 ms, at 120 (0.248) 6.9 vs 9.7 ms; MNIST 5000 (0.025)
+#: 54 vs 44 ms. With ``alpha_q`` the sparse layout wins too (digits 18.4 vs
+#: 15.4 ms).
+SPARSE_DENSITY_LIMIT = 0.1
+#: The limit when ``p`` is debiased (``alpha > 0``): the uniform part's
+#: attraction then needs a dense pass of its own and the sparse layout no
+#: longer saves the in-place square (digits 7.0 vs 7.7 ms, MNIST 3000
+#: (0.041) 20.0 vs 20.8 ms, MNIST 5000 59.8 vs 57.2 ms).
+SPARSE_DENSITY_LIMIT_DEBIASED = 0.03
 
 
 class DistanceKernelObjective:
@@ -193,7 +200,8 @@ class DistanceKernelObjective:
         # off-diagonal pair, and the data's part, kept apart because early
         # exaggeration multiplies the data's part only.
         self.uniform_weight = self.alpha * self.uniform
-        self.sparse = P.is_sparse and P._nnz() <= SPARSE_DENSITY_LIMIT * n * n
+        limit = SPARSE_DENSITY_LIMIT_DEBIASED if self.alpha > 0 else SPARSE_DENSITY_LIMIT
+        self.sparse = P.is_sparse and P._nnz() <= limit * n * n
         if self.sparse:
             self._init_edges(P.coalesce())
             pairs = n * (n - 1) - self.p_data.numel()
@@ -260,7 +268,8 @@ class DistanceKernelObjective:
 
     def _on_data(self, matrix):
         """``matrix`` at the entries of ``p`` (a vector if sparse, the matrix itself if dense)."""
-        return matrix.reshape(-1)[self.flat] if self.sparse else matrix
+        # torch.take gathers faster than indexing the flattened matrix on CPU.
+        return torch.take(matrix, self.flat) if self.sparse else matrix
 
     def _cross_entropy(self, values, take_log):
         """``sum_{i != j} p~_ij log v_ij`` for ``v`` a kernel (``take_log``) or already ``log q~``."""
@@ -322,7 +331,7 @@ class DistanceKernelObjective:
         mass = kernel.sum(1)
         normaliser = mass.sum() if joint else mass
         # w / c at the attraction's entries (1 for the Gaussian).
-        w_on_pattern = base.reshape(-1)[self.pattern_flat] if student and self.sparse else None
+        w_on_pattern = torch.take(base, self.pattern_flat) if student and self.sparse else None
         loss = math.nan
         if self.alpha_q > 0:
             M, attraction, loss = self._debiased_q_terms(kernel, normaliser, compute_loss)
@@ -341,7 +350,14 @@ class DistanceKernelObjective:
                 dense_scale, attraction = exaggeration, None
             else:
                 # Dense part: the repulsion q w / c, then the uniform attraction.
-                M = torch.mul(kernel, base, out=work) if student else kernel
+                if not student:
+                    M = kernel
+                elif kernel is base and self.sparse and not self.uniform_weight:
+                    # base is not read again (the sparse attraction took its
+                    # values already): square it in place, one stream fewer.
+                    M = base.mul_(base)
+                else:
+                    M = torch.mul(kernel, base, out=work)
                 if joint and self.sparse:
                     # -1 / Z is applied to the product with M, a pass over M fewer.
                     dense_scale = -1.0 / normaliser
