@@ -102,9 +102,8 @@ def run_opentsne(X):
 
 
 def methods():
-    yield "IConEmbedding (defaults = TSNE's schedule)", lambda X: run_icon(X)
-    yield "IConEmbedding (max_iter=750, openTSNE's budget)", lambda X: run_icon(X, max_iter=750)
-    yield "IConEmbedding (learning_rate=200, max_iter=750)", lambda X: run_icon(X, learning_rate=200.0, max_iter=750)
+    yield "IConEmbedding (defaults: 750 iterations, openTSNE's budget)", lambda X: run_icon(X)
+    yield "IConEmbedding (max_iter=1000, TSNE's budget)", lambda X: run_icon(X, max_iter=1000)
     yield "sklearn TSNE (Barnes-Hut)", run_sklearn
     try:
         import openTSNE  # noqa: F401

@@ -117,6 +117,16 @@ def learning_rate_auto(n_samples, early_exaggeration):
     return max(n_samples / early_exaggeration / 4.0, 50.0)
 
 
+def late_learning_rate_auto(n_samples):
+    """openTSNE's step after early exaggeration, ``n`` in its units: ``max(n / 4, 50)`` here.
+
+    openTSNE's gradient lacks t-SNE's factor 4, so its ``n / exaggeration``
+    is ``n / exaggeration / 4`` on this gradient: scikit-learn's rule during
+    the exaggeration phase, ``early_exaggeration`` times larger after it.
+    """
+    return max(n_samples / 4.0, 50.0)
+
+
 class DivergedError(FloatingPointError):
     """The loss became NaN or infinite during optimisation."""
 
@@ -143,6 +153,7 @@ def gradient_descent(
     *,
     max_iter=1000,
     learning_rate=200.0,
+    late_learning_rate=None,
     early_exaggeration=12.0,
     early_exaggeration_iter=250,
     momentum=(0.5, 0.8),
@@ -167,6 +178,23 @@ def gradient_descent(
         ``objective(Y, exaggeration, compute_loss) -> (loss, grad)``.
     Y : torch.Tensor of shape (n, n_components)
         Initial embedding; not modified.
+    max_iter : int, default=1000
+        Iterations of both phases together.
+    learning_rate : float, default=200.0
+        Step size of the early exaggeration phase, and of the second phase
+        when ``late_learning_rate`` is None.
+    late_learning_rate : float, default=None
+        Step size after early exaggeration.
+    early_exaggeration, early_exaggeration_iter : float, int
+        Factor on the attraction and length of the first phase.
+    momentum : tuple of float, default=(0.5, 0.8)
+        Momentum of the first and the second phase.
+    min_gain, min_grad_norm, n_iter_without_progress : float, float, int
+        scikit-learn's gain floor and stopping rules.
+    verbose : int, default=0
+        Report the loss every ``N_ITER_CHECK`` iterations when positive.
+    prefix : str, default="IConEmbedding"
+        Name that starts each report.
 
     Returns
     -------
@@ -185,9 +213,10 @@ def gradient_descent(
     best_loss, best_iter = math.inf, 0
     hint = "a learning_rate too large, or input with extreme values or scale"
     it = 0
-    for phase_end, exaggeration, mom in (
-        (exploration, early_exaggeration, momentum[0]),
-        (max_iter, 1.0, momentum[1]),
+    late_learning_rate = learning_rate if late_learning_rate is None else late_learning_rate
+    for phase_end, exaggeration, mom, step in (
+        (exploration, early_exaggeration, momentum[0], learning_rate),
+        (max_iter, 1.0, momentum[1], late_learning_rate),
     ):
         velocity = torch.zeros_like(Y)
         gains = torch.ones_like(Y)
@@ -196,7 +225,7 @@ def gradient_descent(
             loss, grad = objective(Y, exaggeration, checkpoint)
             same_direction = velocity * grad < 0
             gains = torch.where(same_direction, gains + 0.2, gains * 0.8).clamp_min_(min_gain)
-            velocity.mul_(mom).sub_(learning_rate * gains * grad)
+            velocity.mul_(mom).sub_(step * gains * grad)
             Y += velocity
             it += 1
             if checkpoint:
