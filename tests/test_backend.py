@@ -16,7 +16,7 @@ from sklearn_icon._backend.loss import (
     kl_divergence,
     log_q_from_log_kernel,
 )
-from sklearn_icon._backend.optimize import AutogradObjective
+from sklearn_icon._backend.optimize import AutogradObjective, gradient_descent
 from sklearn_icon._backend.supervisory import (
     calibrate_to_perplexity,
     debias,
@@ -304,3 +304,28 @@ def test_exaggeration_with_debiased_q_multiplies_the_attraction_only(data, norma
         attraction = attraction / N
     (attraction_grad,) = torch.autograd.grad(attraction, Yg)
     torch.testing.assert_close(exaggerated - plain, (exaggeration - 1) * attraction_grad, rtol=1e-8, atol=1e-12)
+
+
+class _ConstantGradient:
+    """An objective whose gradient is one everywhere, to read the step sizes off the moves."""
+
+    def __call__(self, Y, exaggeration=1.0, compute_loss=True):
+        return torch.tensor(0.0), torch.ones_like(Y)
+
+    def loss(self, Y):
+        return torch.tensor(0.0)
+
+
+@pytest.mark.parametrize("exploration, expected_move", [(1, -0.8 * 2.0), (0, -0.8 * 30.0)])
+def test_gradient_descent_takes_the_late_step_after_exaggeration(exploration, expected_move):
+    # The first step of a phase starts from zero velocity with gains 0.8.
+    Y, _, n_iter = gradient_descent(
+        _ConstantGradient(),
+        torch.zeros((3, 2), dtype=torch.float64),
+        max_iter=1,
+        learning_rate=2.0,
+        late_learning_rate=30.0,
+        early_exaggeration_iter=exploration,
+    )
+    assert n_iter == 1
+    torch.testing.assert_close(Y, torch.full((3, 2), expected_move, dtype=torch.float64))

@@ -48,6 +48,35 @@ def test_default_matches_sklearn_tsne_quality_on_digits(digits):
     assert np.all(np.diff(model.loss_curve_[5:]) < 1e-3)  # decreasing after exaggeration
 
 
+@pytest.mark.parametrize(
+    "params, steps",
+    [
+        ({}, (50.0, 50.0)),  # 120 samples: both of openTSNE's steps floored at 50
+        ({"learning_rate": 80.0}, (80.0, None)),
+        ({"learned": "gaussian"}, (50.0 / 12.0, None)),
+    ],
+)
+def test_auto_learning_rate_is_opentsnes_after_exaggeration(blobs, monkeypatch, params, steps):
+    import sklearn_icon._embedding as embedding_module
+
+    seen = {}
+    descend = embedding_module.gradient_descent
+
+    def recording(objective, Y, **kwargs):
+        seen.update(kwargs)
+        return descend(objective, Y, **kwargs)
+
+    monkeypatch.setattr(embedding_module, "gradient_descent", recording)
+    X, _ = blobs
+    IConEmbedding(perplexity=10, **FAST, **params).fit(X)
+    assert (seen["learning_rate"], seen["late_learning_rate"]) == steps
+    if not params:
+        # openTSNE's n / exaggeration and n, on a gradient a quarter of this one's.
+        X_large = np.repeat(X, 10, axis=0) + np.random.default_rng(0).normal(scale=0.1, size=(1200, 5))
+        IConEmbedding(perplexity=10, **dict(FAST, max_iter=51)).fit(X_large)
+        assert (seen["learning_rate"], seen["late_learning_rate"]) == (50.0, 300.0)
+
+
 def test_parametric_mapper_embeds_unseen_points(digits):
     X, y = digits
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
