@@ -62,6 +62,13 @@ FFT_MIN_SAMPLES = 10000
 
 LOSS_METHODS = ("auto", "exact", "fft")
 
+#: ``max_iter=None``: t-SNE's iterations for ``table`` at openTSNE's budget
+#: (its larger step after exaggeration reaches there the KL scikit-learn's
+#: 1000 reach), Adam steps for parametric mappers and mini-batches (digits,
+#: mlp, batch_size=256: 10-NN accuracy 0.942 after 1000 steps, 0.929 after 750).
+TABLE_MAX_ITER = 750
+ADAM_MAX_ITER = 1000
+
 
 def _is_parametric(estimator):
     return estimator.mapper != "table"
@@ -199,9 +206,10 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         do not decay, it is scikit-learn's rate divided by
         ``early_exaggeration`` throughout; for parametric mappers it is
         Adam's ``1e-2``. A number is used in both phases.
-    max_iter : int, default=750
-        Maximum number of iterations (openTSNE's 250 + 500; scikit-learn's
-        ``TSNE`` runs 1000 at its smaller step).
+    max_iter : int or None, default=None
+        Maximum number of iterations. None: 750 for ``table`` (openTSNE's
+        250 + 500; scikit-learn's ``TSNE`` runs 1000 at its smaller step),
+        1000 Adam steps for parametric mappers and mini-batches.
     n_iter_without_progress : int, default=300
         Stop when the loss has not improved for this many iterations after
         the exaggeration phase (``table`` mapper).
@@ -306,7 +314,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "early_exaggeration": [Interval(Real, 1, None, closed="left")],
         "early_exaggeration_iter": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
         "metric": [StrOptions(set(METRICS))],
@@ -341,7 +349,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         early_exaggeration=12.0,
         early_exaggeration_iter=250,
         learning_rate="auto",
-        max_iter=750,
+        max_iter=None,
         n_iter_without_progress=300,
         min_grad_norm=1e-7,
         metric="euclidean",
@@ -736,8 +744,12 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
         P = self._supervisory(X, device, labels).to(dtype)
         objective = self._sampled_objective(P) if batched else self._objective(P, method)
+        if self.max_iter is not None:
+            max_iter = self.max_iter
+        else:
+            max_iter = TABLE_MAX_ITER if self.mapper == "table" else ADAM_MAX_ITER
         schedule = dict(
-            max_iter=self.max_iter,
+            max_iter=max_iter,
             early_exaggeration=self.early_exaggeration,
             early_exaggeration_iter=self.early_exaggeration_iter,
             verbose=self.verbose,
