@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_icon._backend.cluster import EdgeList, cluster_log_q, cluster_log_q_dense, cluster_loss
+from sklearn_icon._backend.cluster import (
+    EdgeList,
+    _log_q_blocks,
+    _sum_log_q_all_pairs,
+    cluster_log_q,
+    cluster_log_q_dense,
+    cluster_loss,
+)
+from sklearn_icon._backend.learned import mix_uniform
 from sklearn_icon._backend.supervisory import knn_graph, normalize_rows, propagate
 from sklearn_icon.metrics import cluster_to_class_map, clustering_accuracy
 
@@ -81,6 +89,27 @@ def test_sparse_loss_and_gradient_equal_the_dense_reference(setting, degree, alp
         assert abs(float(sparse.detach()) - float(dense.detach())) < 1e-12
         (g_sparse,) = torch.autograd.grad(sparse, log_phi)
         torch.testing.assert_close(g_sparse, g_dense, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("alpha_q", [0.0, 0.3])
+def test_all_pairs_term_matches_autograd_where_q_underflows(alpha_q):
+    # Points 0 and 1 sit in different clusters with e^-1000 of the other:
+    # q(1|0) underflows below the smallest float and is floored. The
+    # hand-written backward must give the floored pairs zero gradient, as
+    # autograd through the floor does.
+    gen = torch.Generator().manual_seed(1)
+    log_phi = torch.log_softmax(torch.randn((9, 3), generator=gen, dtype=torch.float64), dim=1)
+    log_phi[0] = torch.tensor([0.0, -1000.0, -1000.0])
+    log_phi[1] = torch.tensor([-1000.0, 0.0, -1000.0])
+    log_phi.requires_grad_(True)
+    reference = sum(
+        mix_uniform(block, alpha_q, 1.0 / 9).sum() for block in _log_q_blocks(log_phi, None, block_size=4)
+    )
+    total = _sum_log_q_all_pairs(log_phi, None, alpha_q, block_size=4)
+    assert math.isclose(float(total.detach()), float(reference.detach()), rel_tol=1e-13)
+    (expected,) = torch.autograd.grad(reference, log_phi)
+    (got,) = torch.autograd.grad(total, log_phi)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-10)
 
 
 def test_loss_is_zero_only_when_q_matches_p():

@@ -21,6 +21,7 @@ import math
 import warnings
 
 import torch
+import torch.nn.functional as F
 
 from .learned import mix_uniform
 from .supervisory import kernel_input_distances
@@ -173,13 +174,89 @@ def _log_q_blocks(log_phi, log_degree, block_size):
         yield _log_of_dot(a[start:stop] @ b.T, shift_a[start:stop, None] + shift_b[None, :])
 
 
+#: ``softplus`` is linear past this; ``e^-40`` is below float64's resolution of 1.
+_SOFTPLUS_THRESHOLD = 40.0
+
+
+def _logit_of_share(dot, shift_rows, shift_b, alpha_q, n):
+    """``z = log((1 - alpha_q) q / (alpha_q / n))`` on a block, in place over the floored ``log dot``.
+
+    Then ``log q~ = log(alpha_q / n) + softplus(z)`` and the kernel's share
+    of ``q~``, ``d log q~ / d log q``, is ``sigmoid(z)``.
+    """
+    offset = math.log1p(-alpha_q) - math.log(alpha_q / n)
+    z = dot.clamp_min_(torch.finfo(dot.dtype).tiny).log_()
+    return z.add_(shift_rows[:, None]).add_(shift_b[None, :] + offset)
+
+
+class _AllPairsLogQ(torch.autograd.Function):
+    """``sum_{i,j} log q~(j|i)`` over every pair from the factors of :func:`_factors`.
+
+    Runs in row blocks of ``block_size`` and recomputes each block in the
+    backward pass. Without ``alpha_q`` the shifts leave the pairs:
+    ``sum_ij log q = n sum_i s_i + n sum_j t_j + sum_ij log(a_i . b_j)``, so
+    a block costs a product, a logarithm and a sum forward, and a
+    reciprocal and two products backward. Autograd through the same loop
+    kept every block's intermediates and walked them back one operation at
+    a time (digits, 10 clusters, 2 threads: 35 ms per loss and gradient,
+    against 4 ms without the all-pairs term).
+    """
+
+    @staticmethod
+    def forward(ctx, a, shift_a, b, shift_b, alpha_q, block_size):
+        ctx.save_for_backward(a, shift_a, b, shift_b)
+        ctx.alpha_q, ctx.block_size = alpha_q, block_size
+        n = a.shape[0]
+        tiny = torch.finfo(a.dtype).tiny
+        if alpha_q == 0:
+            total = n * (shift_a.sum() + shift_b.sum())
+        else:
+            total = a.new_zeros(())
+        for start in range(0, n, block_size):
+            stop = min(n, start + block_size)
+            dot = a[start:stop] @ b.T
+            if alpha_q == 0:
+                # The floor of _log_of_dot.
+                total += dot.clamp_min_(tiny).log_().sum()
+            else:
+                z = _logit_of_share(dot, shift_a[start:stop], shift_b, alpha_q, n)
+                total += F.softplus(z, threshold=_SOFTPLUS_THRESHOLD).sum() + z.numel() * math.log(alpha_q / n)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, shift_a, b, shift_b = ctx.saved_tensors
+        n, alpha_q = a.shape[0], ctx.alpha_q
+        grad_a, grad_shift_a = torch.empty_like(a), torch.empty_like(shift_a)
+        grad_b, grad_shift_b = torch.zeros_like(b), torch.zeros_like(shift_b)
+        tiny = torch.finfo(a.dtype).tiny
+        for start in range(0, n, ctx.block_size):
+            stop = min(n, start + ctx.block_size)
+            dot = a[start:stop] @ b.T
+            share = None
+            if alpha_q > 0:
+                share = _logit_of_share(dot.clone(), shift_a[start:stop], shift_b, alpha_q, n).sigmoid_()
+            # d log q / d dot = 1 / dot, zero where the floor held.
+            floored = dot < tiny if float(dot.min()) < tiny else None
+            weight = dot.reciprocal_()
+            if floored is not None:
+                weight.masked_fill_(floored, 0.0)
+            if share is None:
+                grad_shift_a[start:stop] = n
+                grad_shift_b += stop - start
+            else:
+                weight.mul_(share)
+                grad_shift_a[start:stop] = share.sum(1)
+                grad_shift_b += share.sum(0)
+            grad_a[start:stop] = weight @ b
+            grad_b.addmm_(weight.T, a[start:stop])
+        return grad * grad_a, grad * grad_shift_a, grad * grad_b, grad * grad_shift_b, None, None
+
+
 def _sum_log_q_all_pairs(log_phi, log_degree, alpha_q, block_size):
-    """``sum_{i,j} log q(j|i)`` over every pair, a row block at a time."""
-    n = log_phi.shape[0]
-    total = log_phi.new_zeros(())
-    for log_q in _log_q_blocks(log_phi, log_degree, block_size):
-        total = total + mix_uniform(log_q, alpha_q, 1.0 / n).sum()
-    return total
+    """``sum_{i,j} log q~(j|i)`` over every pair, a row block at a time."""
+    a, shift_a, b, shift_b = _factors(log_phi, log_degree)
+    return _AllPairsLogQ.apply(a, shift_a, b, shift_b, float(alpha_q), int(block_size))
 
 
 def cluster_loss(P, log_phi, *, alpha=0.0, alpha_q=0.0, log_degree=None, block_size=1024, edges=None):
