@@ -14,7 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._backend.mappers import make_mapper
-from ._backend.optimize import lbfgs_minimize, minibatch_adam
+from ._backend.training import train_lbfgs, train_minibatch
 from ._backend.prototypes import PROTOTYPE_KERNELS, PrototypeClassifier, label_distribution, label_kl
 from ._base import (
     keep_state_on_failure,
@@ -320,7 +320,7 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
             def objective():
                 return label_kl(P, module(inputs), weight) + penalty_scale * module.penalty()
 
-            losses, n_iter, converged = lbfgs_minimize(
+            result = train_lbfgs(
                 module.parameters(), objective, max_iter=self.max_iter, tol=self.tol, verbose=self.verbose
             )
         else:
@@ -329,7 +329,7 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
                 return label_kl(P[batch], module(inputs[batch]), weight[batch]) + penalty_scale * module.penalty()
 
             batch_size = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
-            losses, n_iter, converged = minibatch_adam(
+            result = train_minibatch(
                 module.parameters(),
                 batch_objective,
                 n,
@@ -342,7 +342,7 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
                 device=device,
                 verbose=self.verbose,
             )
-        if not converged:
+        if not result.converged:
             warnings.warn(
                 f"IConClassifier did not converge in max_iter={self.max_iter} "
                 f"{'iterations' if solver == 'lbfgs' else 'epochs'}; increase max_iter or tol.",
@@ -353,9 +353,9 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
         self._standardizer = standardizer
         self.classes_ = classes
         self.prototypes_ = self.module_.prototypes.detach().numpy().copy()
-        self.loss_ = losses[-1]
-        self.loss_curve_ = np.asarray(losses)
-        self.n_iter_ = n_iter
+        self.loss_ = result.losses[-1]
+        self.loss_curve_ = np.asarray(result.losses)
+        self.n_iter_ = result.n_iter
         return self
 
     def _checked(self, X):

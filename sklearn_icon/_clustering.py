@@ -13,14 +13,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._backend.cluster import (
     CLUSTER_KERNELS,
     EdgeList,
+    ExactClusterObjective,
+    SampledClusterObjective,
     WalkSampler,
     cluster_loss,
     csne_loss,
     gaussian_log_normalizers,
-    sampled_cross_entropy,
 )
 from ._backend.mappers import make_mapper
-from ._backend.optimize import N_ITER_CHECK, DivergedError
+from ._backend.training import train_assignments
 from ._backend.supervisory import (
     METRICS,
     NEIGHBOR_METHODS,
@@ -430,90 +431,6 @@ class IConClustering(ClusterMixin, BaseEstimator):
             dtype=dtype,
         )
 
-    def _train(self, model, inputs, loss_of_log_phi, restart):
-        """Full-batch Adam on ``loss_of_log_phi(log phi)``; the final loss and the loss curve."""
-        optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-
-        def loss_now():
-            return loss_of_log_phi(torch.log_softmax(model(inputs), dim=1))
-
-        losses = self._adam_steps(optimizer, loss_now, restart, "loss")
-        with torch.no_grad():
-            final = float(loss_now())
-        losses.append(final)
-        return final, losses
-
-    def _adam_steps(self, optimizer, step_loss, restart, name):
-        """``max_iter`` optimiser steps on ``step_loss()``; the loss every ``N_ITER_CHECK`` steps."""
-        losses = []
-        for it in range(1, self.max_iter + 1):
-            optimizer.zero_grad(set_to_none=True)
-            loss = step_loss()
-            loss.backward()
-            optimizer.step()
-            if it % N_ITER_CHECK == 0:
-                value = float(loss.detach())
-                if not np.isfinite(value):
-                    raise DivergedError(
-                        f"The loss became {value} at iteration {it}; lower learning_rate "
-                        "or check the input for extreme values."
-                    )
-                losses.append(value)
-                if self.verbose:
-                    print(f"[IConClustering] restart {restart} iteration {it}: {name} = {value:.6f}", flush=True)
-        return losses
-
-    def _sample_pairs(self, sampler, n_anchors, generator):
-        """Anchors, their walk neighbours (kept pairs only) and uniform neighbours."""
-        anchors = torch.randint(sampler.n, (n_anchors,), generator=generator)
-        neighbours, kept = sampler.sample(anchors, generator)
-        uniform = torch.randint(sampler.n, (n_anchors,), generator=generator) if self.alpha > 0 else None
-        return anchors, kept, neighbours, uniform
-
-    def _pair_cross_entropy(self, log_phi, pairs, log_mass, n):
-        """``(1 - alpha) E_p~ log q~ + alpha E_uniform log q~`` over sampled pairs, from log assignments.
-
-        ``log_phi`` holds the rows of the anchors, then their neighbours,
-        then the uniform neighbours, in the order of ``pairs``.
-        """
-        anchors, kept, _, uniform = pairs
-        m = anchors.shape[0]
-        at_anchor, at_neighbour = log_phi[:m], log_phi[m : 2 * m]
-        cross = sampled_cross_entropy(at_anchor[kept], at_neighbour[kept], log_mass, alpha_q=self.alpha_q, n=n)
-        if uniform is not None:
-            spread = sampled_cross_entropy(at_anchor, log_phi[2 * m :], log_mass, alpha_q=self.alpha_q, n=n)
-            cross = (1.0 - self.alpha) * cross + self.alpha * spread
-        return cross
-
-    def _pair_log_phi(self, model, inputs, pairs, device):
-        anchors, _, neighbours, uniform = pairs
-        index = torch.cat([anchors, neighbours] + ([uniform] if uniform is not None else [])).to(device)
-        logits = model(inputs.index_select(0, index)) if inputs is not None else model().index_select(0, index)
-        return torch.log_softmax(logits, dim=1)
-
-    def _train_batched(self, model, inputs, sampler, evaluation, generator, restart, batch_size):
-        """Adam on sampled pairs; the loss of the restart on the fixed ``evaluation`` pairs."""
-        optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        device = next(model.parameters()).device
-        n = sampler.n
-
-        def sampled_loss():
-            pairs = self._sample_pairs(sampler, batch_size, generator)
-            log_phi = self._pair_log_phi(model, inputs, pairs, device)
-            # The anchors are a uniform sample: their mass, scaled to n
-            # points, estimates each cluster's mass.
-            log_mass = torch.logsumexp(log_phi[:batch_size], dim=0) + np.log(n / batch_size)
-            return -self._pair_cross_entropy(log_phi, pairs, log_mass, n)
-
-        losses = self._adam_steps(optimizer, sampled_loss, restart, "sampled loss")
-        with torch.no_grad():
-            all_logits = model(inputs)
-            log_mass = torch.logsumexp(torch.log_softmax(all_logits, dim=1), dim=0)
-            log_phi = self._pair_log_phi(model, inputs, evaluation, device)
-            final = float(-self._pair_cross_entropy(log_phi, evaluation, log_mass, n))
-        losses.append(final)
-        return final, losses
-
     @_fit_context(prefer_skip_nested_validation=True)
     @keep_state_on_failure
     def fit(self, X, y=None):
@@ -565,31 +482,33 @@ class IConClustering(ClusterMixin, BaseEstimator):
             inputs = torch.as_tensor((dense - standardizer[0]) / standardizer[1], dtype=dtype, device=device)
 
         if batched:
-            sampler = WalkSampler(P.cpu(), self.n_walk_steps)
-            evaluation = self._sample_pairs(sampler, min(n, _EVALUATION_PAIRS), generator)
+            objective = SampledClusterObjective(
+                WalkSampler(P.cpu(), self.n_walk_steps), inputs, batch_size, generator,
+                alpha=self.alpha, alpha_q=self.alpha_q, n_evaluation=_EVALUATION_PAIRS, device=device,
+            )
         elif reverse:
-
-            def full_loss(log_phi):
-                return csne_loss(data, log_phi, bandwidth, log_normalizers=log_normalizers) / n
-
+            objective = ExactClusterObjective(
+                lambda log_phi: csne_loss(data, log_phi, bandwidth, log_normalizers=log_normalizers) / n, inputs
+            )
         else:
             edges = EdgeList.from_sparse(P)
-
-            def full_loss(log_phi):
-                return cluster_loss(
+            objective = ExactClusterObjective(
+                lambda log_phi: cluster_loss(
                     P, log_phi, alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree, edges=edges
-                )
+                ),
+                inputs,
+            )
 
         best = None
         for restart in range(self.n_init):
             model = self._make_model(n, X.shape[1], generator, dtype, P).to(device)
-            if batched:
-                loss, losses = self._train_batched(model, inputs, sampler, evaluation, generator, restart, batch_size)
-            else:
-                loss, losses = self._train(model, inputs, full_loss, restart)
-            if best is None or loss < best[0]:
-                best = (loss, losses, model)
-        loss, losses, model = best
+            result = train_assignments(
+                model, objective, max_iter=self.max_iter, learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay, verbose=self.verbose, prefix=f"IConClustering restart {restart}",
+            )
+            if best is None or result.losses[-1] < best[0].losses[-1]:
+                best = (result, model)
+        result, model = best
 
         model = model.cpu().to(torch.float64).eval()
         self._standardizer = standardizer
@@ -606,9 +525,9 @@ class IConClustering(ClusterMixin, BaseEstimator):
         self.cluster_centers_ = np.stack(
             [dense[self.labels_ == k].mean(axis=0) for k in range(self._kept_clusters.size)]
         )
-        self.loss_ = loss
-        self.loss_curve_ = np.asarray(losses)
-        self.n_iter_ = self.max_iter
+        self.loss_ = result.losses[-1]
+        self.loss_curve_ = np.asarray(result.losses)
+        self.n_iter_ = result.n_iter
         return self
 
     def _logits(self, X):

@@ -15,14 +15,9 @@ from ._backend.interpolation import MAX_DIMENSIONS, InterpolatedStudentTObjectiv
 from ._backend.loss import NORMALIZATIONS, DistanceKernelObjective
 from ._backend.mappers import MAPPERS, finalize_mapper, make_mapper, principal_axes
 from ._backend.cluster import WalkSampler
-from ._backend.minibatch import ProcessGroupShard, SampledNeighbourLoss, sampled_adam
-from ._backend.optimize import (
-    AutogradObjective,
-    adam_descent,
-    gradient_descent,
-    late_learning_rate_auto,
-    learning_rate_auto,
-)
+from ._backend.minibatch import ProcessGroupShard, SampledNeighbourLoss
+from ._backend.optimize import AutogradObjective, late_learning_rate_auto, learning_rate_auto
+from ._backend.training import train_mapper, train_sampled, train_table
 from ._backend.supervisory import (
     METRICS,
     NEIGHBOR_METHODS,
@@ -622,7 +617,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             # No heavy tail damps these kernels' forces: smaller steps.
             lr = learning_rate_auto(n, self.early_exaggeration) / self.early_exaggeration
         Y0 = self._initial_table(X, generator).to(device)
-        Y, losses, n_iter = gradient_descent(
+        Y, result = train_table(
             objective,
             Y0,
             learning_rate=lr,
@@ -631,7 +626,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             min_grad_norm=self.min_grad_norm,
             **schedule,
         )
-        return Y.cpu().numpy(), losses, n_iter, lr
+        return Y.cpu().numpy(), result, lr
 
     def _fit_parametric(self, X, objective, generator, device, dtype, schedule):
         """Adam on a linear or MLP map of the standardised input."""
@@ -666,19 +661,19 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if self.augment is not None:
             augment = self._standardized_augmentation(X, mean, scale, generator, device, dtype)
         if self.batch_size is None:
-            losses, n_iter = adam_descent(module, Xs, objective, learning_rate=lr, augment=augment, **schedule)
+            result = train_mapper(module, Xs, objective, learning_rate=lr, augment=augment, **schedule)
         else:
             loss, sampler = objective
             shard = None
             if self.distributed:
                 shard = ProcessGroupShard(self.batch_size, device)
                 shard.broadcast_module(module)
-            losses, n_iter = sampled_adam(
+            result = train_sampled(
                 module, Xs, sampler, loss, batch_size=self.batch_size, generator=generator, learning_rate=lr,
                 augment=augment, shard=shard, **schedule
             )
         module = finalize_mapper(module)
-        return module.cpu().to(torch.float64).eval(), (mean, scale), losses, n_iter, lr
+        return module.cpu().to(torch.float64).eval(), (mean, scale), result, lr
 
     def _standardized_augmentation(self, X, mean, scale, generator, device, dtype):
         """``augment`` on the raw input, followed by the mapper's standardisation, as one callable.
@@ -755,11 +750,11 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             verbose=self.verbose,
         )
         if self.mapper == "table":
-            embedding, losses, n_iter, lr = self._fit_table(X, objective, generator, device, schedule)
+            embedding, result, lr = self._fit_table(X, objective, generator, device, schedule)
             mapper = None
         else:
             dense = X.toarray() if sp.issparse(X) else np.asarray(X)
-            mapper, standardizer, losses, n_iter, lr = self._fit_parametric(
+            mapper, standardizer, result, lr = self._fit_parametric(
                 dense, objective, generator, device, dtype, schedule
             )
 
@@ -768,9 +763,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             self._standardizer = standardizer
             embedding = self._map(dense)
         self.embedding_ = embedding
-        self.loss_curve_ = losses.cpu().numpy().astype(np.float64)
+        self.loss_curve_ = np.asarray(result.losses, dtype=np.float64)
         self.kl_divergence_ = float(self.loss_curve_[-1])
-        self.n_iter_ = int(n_iter)
+        self.n_iter_ = int(result.n_iter)
         self.learning_rate_ = lr
         self._n_features_out = self.n_components
         return self

@@ -16,7 +16,8 @@ from sklearn_icon._backend.loss import (
     kl_divergence,
     log_q_from_log_kernel,
 )
-from sklearn_icon._backend.optimize import AutogradObjective, gradient_descent
+from sklearn_icon._backend.optimize import AutogradObjective
+from sklearn_icon._backend.training import train_table
 from sklearn_icon._backend.supervisory import (
     calibrate_to_perplexity,
     debias,
@@ -319,7 +320,7 @@ class _ConstantGradient:
 @pytest.mark.parametrize("exploration, expected_move", [(1, -0.8 * 2.0), (0, -0.8 * 30.0)])
 def test_gradient_descent_takes_the_late_step_after_exaggeration(exploration, expected_move):
     # The first step of a phase starts from zero velocity with gains 0.8.
-    Y, _, n_iter = gradient_descent(
+    Y, result = train_table(
         _ConstantGradient(),
         torch.zeros((3, 2), dtype=torch.float64),
         max_iter=1,
@@ -327,5 +328,5 @@ def test_gradient_descent_takes_the_late_step_after_exaggeration(exploration, ex
         late_learning_rate=30.0,
         early_exaggeration_iter=exploration,
     )
-    assert n_iter == 1
+    assert result.n_iter == 1
     torch.testing.assert_close(Y, torch.full((3, 2), expected_move, dtype=torch.float64))

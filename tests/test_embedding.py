@@ -60,13 +60,13 @@ def test_auto_learning_rate_is_opentsnes_after_exaggeration(blobs, monkeypatch, 
     import sklearn_icon._embedding as embedding_module
 
     seen = {}
-    descend = embedding_module.gradient_descent
+    descend = embedding_module.train_table
 
     def recording(objective, Y, **kwargs):
         seen.update(kwargs)
         return descend(objective, Y, **kwargs)
 
-    monkeypatch.setattr(embedding_module, "gradient_descent", recording)
+    monkeypatch.setattr(embedding_module, "train_table", recording)
     X, _ = blobs
     IConEmbedding(perplexity=10, **FAST, **params).fit(X)
     assert (seen["learning_rate"], seen["late_learning_rate"]) == steps

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_icon._backend.optimize import lbfgs_minimize, minibatch_adam
+from sklearn_icon._backend.training import train_lbfgs, train_minibatch
 from sklearn_icon._backend.prototypes import (
     PROTOTYPE_KERNELS,
     PrototypeClassifier,
@@ -117,7 +117,8 @@ def test_unknown_kernel_is_named():
 def test_lbfgs_reaches_the_minimum_of_a_quadratic():
     target = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
     x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-    losses, n_iter, converged = lbfgs_minimize([x], lambda: ((x - target) ** 2 * torch.tensor([1.0, 10.0, 100.0])).sum(), tol=1e-10)
+    result = train_lbfgs([x], lambda: ((x - target) ** 2 * torch.tensor([1.0, 10.0, 100.0])).sum(), tol=1e-10)
+    losses, n_iter, converged = result.losses, result.n_iter, result.converged
     assert converged and n_iter < 50
     torch.testing.assert_close(x.detach(), target)
     assert losses[0] == pytest.approx(1 * 1 + 10 * 4 + 100 * 9) and losses[-1] < 1e-15
@@ -126,17 +127,19 @@ def test_lbfgs_reaches_the_minimum_of_a_quadratic():
 def test_lbfgs_reports_non_convergence():
     x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     rosenbrock = lambda: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2  # noqa: E731
-    losses, n_iter, converged = lbfgs_minimize([x], rosenbrock, max_iter=3, tol=1e-10)
+    result = train_lbfgs([x], rosenbrock, max_iter=3, tol=1e-10)
+    losses, n_iter, converged = result.losses, result.n_iter, result.converged
     assert n_iter == 3 and not converged and len(losses) == 4
 
 
 def test_adam_stops_when_the_loss_stops_improving():
     target = torch.linspace(-1, 1, 100)
     x = torch.zeros(100, requires_grad=True)
-    losses, n_epochs, converged = minibatch_adam(
+    result = train_minibatch(
         [x], lambda index: ((x[index] - target[index]) ** 2).mean(), 100, batch_size=25,
         max_iter=500, learning_rate=0.05, tol=1e-6, n_iter_no_change=5, generator=torch.Generator().manual_seed(0),
     )
+    losses, n_epochs, converged = result.losses, result.n_iter, result.converged
     assert converged and n_epochs < 500 and losses[-1] < 1e-4
     assert math.isfinite(losses[0]) and len(losses) == n_epochs
     np.testing.assert_allclose(x.detach().numpy(), target.numpy(), atol=0.02)

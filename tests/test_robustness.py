@@ -247,9 +247,9 @@ def test_failed_refit_keeps_the_fitted_model(make):
 
 #: Where each estimator's training loop can be interrupted.
 TRAINING_LOOPS = {
-    IConEmbedding: [(embedding_module, "gradient_descent"), (embedding_module, "adam_descent")],
+    IConEmbedding: [(embedding_module, "train_table"), (embedding_module, "train_mapper")],
     IConClustering: [(clustering_module, "cluster_loss"), (clustering_module, "csne_loss")],
-    IConClassifier: [(classifier_module, "lbfgs_minimize"), (classifier_module, "minibatch_adam")],
+    IConClassifier: [(classifier_module, "train_lbfgs"), (classifier_module, "train_minibatch")],
 }
 
 

@@ -20,6 +20,7 @@ Everything is computed in log space.
 import math
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -451,3 +452,101 @@ def sampled_cross_entropy(
     if log_degree_neighbours is not None:
         log_q = log_q + log_degree_neighbours
     return mix_uniform(log_q, alpha_q, 1.0 / n).mean()
+
+
+class ExactClusterObjective:
+    """Every step on the exact loss of the whole data set, ``loss(log softmax(model(inputs)))``.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(log_phi) -> scalar tensor``, e.g. :func:`cluster_loss` or
+        :func:`csne_loss` bound to their data.
+    inputs : torch.Tensor or None
+        The model's input; None for free logits.
+    """
+
+    def __init__(self, loss, inputs=None):
+        self.loss, self.inputs = loss, inputs
+
+    def step(self, model):
+        """The loss, differentiable in the model's parameters."""
+        return self.loss(torch.log_softmax(model(self.inputs), dim=1))
+
+    def final(self, model):
+        """The loss of the trained model, as a float."""
+        with torch.no_grad():
+            return float(self.step(model))
+
+
+class SampledClusterObjective:
+    """Each step on a batch of anchors with walk-sampled neighbors, cluster masses estimated from it.
+
+    Every step draws ``batch_size`` anchors uniformly, one neighbor of each
+    from the propagated ``p~`` by a random walk, and, with ``alpha``, one
+    uniform neighbor; restarts are compared on one fixed sample of
+    ``n_evaluation`` anchors, with the masses of the whole data set.
+
+    Parameters
+    ----------
+    sampler : WalkSampler
+    inputs : torch.Tensor or None
+        The model's input on the training device; None for free logits.
+    batch_size : int
+    generator : torch.Generator
+        CPU source of the batches; the evaluation sample is drawn from it here.
+    alpha, alpha_q : float
+        Debiasing of ``p`` and ``q``.
+    n_evaluation : int
+        Anchors of the evaluation sample (at most ``n``).
+    device : torch.device
+    """
+
+    def __init__(self, sampler, inputs, batch_size, generator, *, alpha, alpha_q, n_evaluation, device):
+        self.sampler, self.inputs, self.batch_size, self.generator = sampler, inputs, batch_size, generator
+        self.alpha, self.alpha_q, self.device = alpha, alpha_q, device
+        self.evaluation = self._sample_pairs(min(sampler.n, n_evaluation))
+
+    def _sample_pairs(self, n_anchors):
+        """Anchors, their walk neighbors (kept pairs only) and uniform neighbors."""
+        n = self.sampler.n
+        anchors = torch.randint(n, (n_anchors,), generator=self.generator)
+        neighbors, kept = self.sampler.sample(anchors, self.generator)
+        uniform = torch.randint(n, (n_anchors,), generator=self.generator) if self.alpha > 0 else None
+        return anchors, kept, neighbors, uniform
+
+    def _log_phi(self, model, pairs):
+        anchors, _, neighbors, uniform = pairs
+        index = torch.cat([anchors, neighbors] + ([uniform] if uniform is not None else [])).to(self.device)
+        if self.inputs is not None:
+            logits = model(self.inputs.index_select(0, index))
+        else:
+            logits = model().index_select(0, index)
+        return torch.log_softmax(logits, dim=1)
+
+    def _cross_entropy(self, log_phi, pairs, log_mass):
+        """``(1 - alpha) E_p~ log q~ + alpha E_uniform log q~`` over the pairs, from their log assignments."""
+        anchors, kept, _, uniform = pairs
+        m, n = anchors.shape[0], self.sampler.n
+        at_anchor, at_neighbor = log_phi[:m], log_phi[m : 2 * m]
+        cross = sampled_cross_entropy(at_anchor[kept], at_neighbor[kept], log_mass, alpha_q=self.alpha_q, n=n)
+        if uniform is not None:
+            spread = sampled_cross_entropy(at_anchor, log_phi[2 * m :], log_mass, alpha_q=self.alpha_q, n=n)
+            cross = (1.0 - self.alpha) * cross + self.alpha * spread
+        return cross
+
+    def step(self, model):
+        """Minus the cross-entropy of one fresh batch, differentiable in the model's parameters."""
+        pairs = self._sample_pairs(self.batch_size)
+        log_phi = self._log_phi(model, pairs)
+        # The anchors are a uniform sample: their mass, scaled to n points,
+        # estimates each cluster's mass.
+        log_mass = torch.logsumexp(log_phi[: self.batch_size], dim=0) + np.log(self.sampler.n / self.batch_size)
+        return -self._cross_entropy(log_phi, pairs, log_mass)
+
+    def final(self, model):
+        """Minus the cross-entropy of the evaluation pairs under the whole data set's cluster masses."""
+        with torch.no_grad():
+            logits = model(self.inputs) if self.inputs is not None else model()
+            log_mass = torch.logsumexp(torch.log_softmax(logits, dim=1), dim=0)
+            return float(-self._cross_entropy(self._log_phi(model, self.evaluation), self.evaluation, log_mass))

@@ -11,13 +11,12 @@ depend on the batch only, never on ``n``.
 """
 
 import math
-import time
 
 import torch
 import torch.distributed as dist
 
 from .learned import log_kernel_matrix, mix_uniform
-from .optimize import ADAM_DIVERGENCE_HINT, N_ITER_CHECK, _check_finite
+from .optim import given_gradient
 
 
 class SampledNeighbourLoss:
@@ -59,10 +58,9 @@ class SampledNeighbourLoss:
 
         Returns
         -------
-        surrogate : torch.Tensor
-            Scalar whose gradient is the (exaggerated) loss's.
-        loss : torch.Tensor
-            The plain batch loss, detached.
+        torch.Tensor
+            Scalar: its value is the plain batch loss, its gradient the
+            exaggerated loss's.
         """
         m, k = anchors.shape[0], candidates.shape[0]
         rows = torch.arange(m, device=anchors.device)
@@ -79,25 +77,14 @@ class SampledNeighbourLoss:
             per_anchor = per_anchor - self.alpha * others.sum(1) / (k - 1)
         total = float(m if n_anchors_total is None else n_anchors_total)
         loss = per_anchor.sum() / total
-        surrogate = loss
         if exaggeration != 1.0:
             with torch.no_grad():
                 # The kernel's share of q~ at each pair (1 without alpha_q).
                 share = (log_q_plain + math.log1p(-self.alpha_q) - log_q)[rows, neighbour_index].exp()
             attraction = -(1.0 - self.alpha) * (share * log_k[rows, neighbour_index]).sum() / total
-            surrogate = loss + (exaggeration - 1.0) * attraction
-        return surrogate, loss.detach()
-
-
-def sample_batch(sampler, n_samples, batch_size, generator):
-    """Anchors drawn uniformly and one neighbour of each from ``p``.
-
-    Returns
-    -------
-    anchors, neighbours : torch.Tensor of int64, shape (batch_size,)
-    """
-    anchors = torch.randint(n_samples, (batch_size,), generator=generator)
-    return anchors, sampler.step(anchors, generator)
+            # Zero in value, the extra attraction in gradient: the value stays the plain loss.
+            loss = loss + (exaggeration - 1.0) * (attraction - attraction.detach())
+        return loss
 
 
 class ProcessGroupShard:
@@ -141,107 +128,38 @@ class ProcessGroupShard:
         part = slice(self.rank * self.local, (self.rank + 1) * self.local)
         return torch.cat([anchors[part], neighbours[part]])
 
-    def step(self, mapper, inputs, loss, exaggeration, n_anchors_total):
-        """Forward and backward of one global batch; returns this process's share of the loss."""
+    def loss(self, mapper, inputs, loss, exaggeration, n_anchors_total):
+        """This process's share of one global batch's loss, differentiable in its own embeddings.
+
+        The embeddings of every process are all-gathered and the gradient
+        with respect to all of them summed over processes; the returned
+        scalar's value is this process's share of the loss, and its
+        gradient with respect to this process's embeddings is their rows of
+        that sum, so ``backward`` then :meth:`reduce_gradients` give every
+        process the single-process gradient.
+        """
         Y_local = mapper(inputs)
         gathered = [torch.empty_like(Y_local) for _ in range(self.world)]
         dist.all_gather(gathered, Y_local.detach().contiguous(), group=self.group)
         candidates = torch.cat(gathered).requires_grad_(True)
         start = self.rank * 2 * self.local
         anchor_index = torch.arange(start, start + self.local, device=inputs.device)
-        surrogate, share = loss(
+        share = loss(
             candidates[anchor_index], candidates, anchor_index, anchor_index + self.local, exaggeration,
             n_anchors_total=n_anchors_total,
         )
-        (grad,) = torch.autograd.grad(surrogate, candidates)
+        (grad,) = torch.autograd.grad(share, candidates)
         dist.all_reduce(grad, group=self.group)
-        Y_local.backward(grad[start : start + 2 * self.local])
-        for parameter in mapper.parameters():
+        return given_gradient(Y_local, share.detach(), grad[start : start + 2 * self.local])
+
+    def reduce_gradients(self, parameters):
+        """Sum the parameter gradients over processes, after each backward pass."""
+        for parameter in parameters:
             if parameter.grad is not None:
                 dist.all_reduce(parameter.grad, group=self.group)
-        return share
 
     def total(self, value):
         """The sum over processes of a scalar."""
         tensor = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor, group=self.group)
         return float(tensor)
-
-
-def sampled_adam(
-    mapper,
-    X,
-    sampler,
-    loss,
-    *,
-    batch_size,
-    generator,
-    max_iter=1000,
-    learning_rate=1e-3,
-    early_exaggeration=12.0,
-    early_exaggeration_iter=250,
-    augment=None,
-    shard=None,
-    verbose=0,
-    prefix="IConEmbedding",
-):
-    """Adam on a parametric mapper, one sampled batch per step.
-
-    Parameters
-    ----------
-    mapper : torch.nn.Module
-        Trained in place.
-    X : torch.Tensor of shape (n, n_features)
-        Standardised input, on the training device.
-    sampler : WalkSampler
-        Draws ``j ~ p(.|i)`` (on the CPU).
-    loss : SampledNeighbourLoss
-    batch_size : int
-        Anchors per step; each brings one neighbour, so ``q`` is normalised
-        over ``2 batch_size - 1`` points.
-    generator : torch.Generator
-        CPU source of the batches.
-    augment : callable, optional
-        ``augment(rows) -> inputs``: fresh augmented, standardised inputs of
-        those rows, used instead of ``X[rows]``.
-    shard : ProcessGroupShard, optional
-        Train data-parallel: this process embeds its share of each global
-        batch of ``batch_size`` anchors.
-
-    Returns
-    -------
-    losses : torch.Tensor
-        Mean batch loss of every ``N_ITER_CHECK`` steps.
-    n_iter : int
-    """
-    optimizer = torch.optim.Adam(mapper.parameters(), lr=learning_rate)
-    hint = ADAM_DIVERGENCE_HINT
-    n = X.shape[0]
-    losses, running = [], 0.0
-    tic = time.perf_counter()
-    anchor_index = torch.arange(batch_size, device=X.device)
-    neighbour_index = anchor_index + batch_size
-    for it in range(1, max_iter + 1):
-        exaggeration = early_exaggeration if it <= early_exaggeration_iter else 1.0
-        anchors, neighbours = sample_batch(sampler, n, batch_size, generator)
-        rows = (torch.cat([anchors, neighbours]) if shard is None else shard.rows(anchors, neighbours)).to(X.device)
-        inputs = X[rows] if augment is None else augment(rows)
-        optimizer.zero_grad(set_to_none=True)
-        if shard is None:
-            Y = mapper(inputs)
-            surrogate, batch_loss = loss(Y[:batch_size], Y, anchor_index, neighbour_index, exaggeration)
-            surrogate.backward()
-        else:
-            batch_loss = shard.step(mapper, inputs, loss, exaggeration, batch_size)
-        optimizer.step()
-        running = running + batch_loss
-        if it % N_ITER_CHECK == 0 or it == max_iter:
-            steps = it % N_ITER_CHECK or N_ITER_CHECK
-            mean = (float(running) if shard is None else shard.total(running)) / steps
-            _check_finite(mean, it, hint)
-            losses.append(mean)
-            running = 0.0
-            if verbose:
-                seconds = time.perf_counter() - tic
-                print(f"[{prefix}] Iteration {it}: mean batch loss = {mean:.7f} ({seconds:.2f}s)", flush=True)
-    return torch.tensor(losses, dtype=torch.float64), max_iter
