@@ -38,26 +38,6 @@ def make_generator(random_state):
     return torch.Generator(device="cpu").manual_seed(int(seed))
 
 
-def build_user_module(factory, n_features, n_outputs, generator):
-    """A user's ``factory(n_features, n_outputs)`` module, initialised from ``generator``.
-
-    Its parameters are drawn from torch's global generator, so it is called
-    under a seed taken from the local one, inside ``fork_rng``: the same
-    ``random_state`` gives the same module, and the caller's global random
-    state is left as it was.
-
-    Raises
-    ------
-    TypeError
-        If the factory does not return a :class:`torch.nn.Module`.
-    """
-    seed = int(torch.randint(2**62, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module = factory(n_features, n_outputs)
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"mapper(n_features, n_outputs) must return a torch.nn.Module; got {type(module).__name__}.")
-    return module
 
 
 def available_memory(device):
@@ -138,7 +118,7 @@ def check_precomputed(X, mapper):
         )
 
 
-def check_neighbourhood_sizes(n_samples, *, n_neighbors=None, perplexity=None):
+def check_neighborhood_sizes(n_samples, *, n_neighbors=None, perplexity=None):
     """Clear errors for neighbourhoods as large as the data set (None skips a check)."""
     if n_neighbors is not None and n_neighbors >= n_samples:
         raise ValueError(

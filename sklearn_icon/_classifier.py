@@ -15,7 +15,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._backend.mappers import make_mapper
 from ._backend.training import train_lbfgs, train_minibatch
-from ._backend.prototypes import PROTOTYPE_KERNELS, PrototypeClassifier, label_distribution, label_kl
+from ._backend.affinities.labels import label_distribution
+from ._backend.divergence import label_kl
+from ._backend.kernels.prototypes import PROTOTYPE_KERNELS, PrototypeClassifier
 from ._base import (
     keep_state_on_failure,
     DEVICE_CONSTRAINT,

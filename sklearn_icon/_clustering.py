@@ -10,34 +10,21 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend.cluster import (
-    CLUSTER_KERNELS,
-    EdgeList,
-    ExactClusterObjective,
-    SampledClusterObjective,
-    WalkSampler,
-    cluster_loss,
-    csne_loss,
-    gaussian_log_normalizers,
-)
-from ._backend.mappers import make_mapper
+from ._backend.affinities.graphs import WalkSampler
+from ._backend.kernels.cluster import CLUSTER_KERNELS, EdgeList
+from ._backend.objectives.cluster import ExactClusterObjective, SampledClusterObjective, cluster_loss, csne_loss, gaussian_log_normalizers
+from ._backend.mappers import FreeLogits, build_user_module, make_mapper
 from ._backend.training import train_assignments
-from ._backend.supervisory import (
-    METRICS,
-    NEIGHBOR_METHODS,
-    knn_graph,
-    normalize_rows,
-    propagate,
-    supervisory_distribution,
-)
+from ._backend.affinities import supervisory_distribution
+from ._backend.affinities.graphs import knn_graph, normalize_rows, propagate
+from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS
 from ._base import (
-    build_user_module,
     check_neighbor_search,
     keep_state_on_failure,
     DEVICE_CONSTRAINT,
     apply_mapper,
     check_hidden_layer_sizes,
-    check_neighbourhood_sizes,
+    check_neighborhood_sizes,
     check_precomputed,
     fit_standardizer,
     make_generator,
@@ -328,7 +315,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
             check_precomputed(X, self.mapper)
         if self.n_clusters > n:
             raise ValueError(f"n_clusters={self.n_clusters} must be at most n_samples={n}.")
-        check_neighbourhood_sizes(
+        check_neighborhood_sizes(
             n,
             n_neighbors=self.n_neighbors if self.supervisory == "knn" else None,
             perplexity=self.perplexity if self.supervisory == "gaussian" and self.divergence == "forward" else None,
@@ -410,7 +397,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
 
     def _make_model(self, n, n_features, generator, dtype, P):
         if self.mapper == "table" and P is None:
-            return _FreeLogits(torch.randn((n, self.n_clusters), generator=generator, dtype=dtype))
+            return FreeLogits(torch.randn((n, self.n_clusters), generator=generator, dtype=dtype))
         if self.mapper == "table":
             # Random logits smoothed by walks on p's graph (power iteration):
             # free logits started independently per point get stuck in
@@ -419,7 +406,7 @@ class IConClustering(ClusterMixin, BaseEstimator):
             for _ in range(_TABLE_INIT_WALKS):
                 logits = torch.sparse.mm(P, logits)
                 logits = (logits - logits.mean(0)) / logits.std(0).clamp_min(1e-12)
-            return _FreeLogits(logits.cpu())
+            return FreeLogits(logits.cpu())
         if callable(self.mapper):
             return build_user_module(self.mapper, n_features, self.n_clusters, generator).to(dtype)
         return make_mapper(
@@ -576,15 +563,6 @@ class IConClustering(ClusterMixin, BaseEstimator):
         return proba / proba.sum(axis=1, keepdims=True)
 
 
-class _FreeLogits(torch.nn.Module):
-    """Free cluster logits per training point: the ``table`` mapper."""
-
-    def __init__(self, logits):
-        super().__init__()
-        self.logits = torch.nn.Parameter(logits)
-
-    def forward(self, X=None):
-        return self.logits
 
 
 IConClustering.predict = available_if(_is_inductive)(IConClustering.predict)

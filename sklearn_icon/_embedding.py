@@ -10,30 +10,29 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._backend.learned import DISTANCE_KERNELS, LEARNED_KERNELS
-from ._backend.interpolation import MAX_DIMENSIONS, InterpolatedStudentTObjective
-from ._backend.loss import NORMALIZATIONS, DistanceKernelObjective
-from ._backend.mappers import MAPPERS, finalize_mapper, make_mapper, principal_axes
-from ._backend.cluster import WalkSampler
-from ._backend.minibatch import ProcessGroupShard, SampledNeighbourLoss
-from ._backend.optimize import AutogradObjective, late_learning_rate_auto, learning_rate_auto
+from ._backend.kernels.distance import DISTANCE_KERNELS, LEARNED_KERNELS
+from ._backend.objectives.fft import InterpolatedStudentTObjective, MAX_DIMENSIONS
+from ._backend.kernels.distance import NORMALIZATIONS
+from ._backend.objectives.exact import DistanceKernelObjective
+from ._backend.initialization import principal_axes
+from ._backend.mappers import MAPPERS, build_user_module, finalize_mapper, make_mapper
+from ._backend.affinities.graphs import WalkSampler
+from ._backend.distributed import ProcessGroupShard
+from ._backend.objectives.sampled import SampledNeighborLoss
+from ._backend.initialization import late_learning_rate_auto, learning_rate_auto
+from ._backend.objectives.autograd import AutogradObjective
 from ._backend.training import train_mapper, train_sampled, train_table
-from ._backend.supervisory import (
-    METRICS,
-    NEIGHBOR_METHODS,
-    SUPERVISORY_KERNELS,
-    UNLABELLED,
-    supervisory_distribution,
-)
+from ._backend.affinities import SUPERVISORY_KERNELS, supervisory_distribution
+from ._backend.affinities.labels import UNLABELLED
+from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS
 from ._base import (
-    build_user_module,
     check_neighbor_search,
     keep_state_on_failure,
     DEVICE_CONSTRAINT,
     apply_mapper,
     check_hidden_layer_sizes,
     check_memory,
-    check_neighbourhood_sizes,
+    check_neighborhood_sizes,
     check_precomputed,
     fit_standardizer,
     make_generator,
@@ -412,7 +411,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         n = X.shape[0]
         if self._precomputed_input:
             check_precomputed(X, self.mapper)
-        check_neighbourhood_sizes(
+        check_neighborhood_sizes(
             n,
             n_neighbors=self.n_neighbors if self.supervisory == "knn" else None,
             perplexity=self.perplexity if self.supervisory in ("gaussian", "student_t") and self.bandwidth is None else None,
@@ -580,7 +579,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _sampled_objective(self, P):
         """The mini-batch loss and the sampler of ``p``'s neighbours, for ``batch_size``."""
-        loss = SampledNeighbourLoss(
+        loss = SampledNeighborLoss(
             self.learned, alpha=self.alpha, alpha_q=self.alpha_q, dof=self.dof, temperature=self.temperature
         )
         P = (P if P.is_sparse else P.to_sparse()).coalesce().cpu()

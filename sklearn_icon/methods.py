@@ -26,7 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import validate_data
 
-from ._base import check_neighbourhood_sizes
+from ._base import check_neighborhood_sizes
 from ._classifier import IConClassifier
 from ._clustering import IConClustering
 from ._embedding import IConEmbedding
@@ -102,7 +102,7 @@ class SpectralIConClustering(ClusterMixin, BaseEstimator):
         self : SpectralIConClustering
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        check_neighbourhood_sizes(X.shape[0], n_neighbors=self.n_neighbors)
+        check_neighborhood_sizes(X.shape[0], n_neighbors=self.n_neighbors)
         if self.n_clusters > X.shape[0]:
             raise ValueError(f"n_clusters={self.n_clusters} must be at most n_samples={X.shape[0]}.")
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)

@@ -7,8 +7,10 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from sklearn_icon import IConClustering
-from sklearn_icon._backend.cluster import WalkSampler, cluster_loss, log_cluster_mass, sampled_cross_entropy
-from sklearn_icon._backend.supervisory import knn_graph, normalize_rows, propagate
+from sklearn_icon._backend.affinities.graphs import WalkSampler
+from sklearn_icon._backend.kernels.cluster import log_cluster_mass
+from sklearn_icon._backend.objectives.cluster import cluster_loss, sampled_cross_entropy
+from sklearn_icon._backend.affinities.graphs import knn_graph, normalize_rows, propagate
 from sklearn_icon.metrics import clustering_accuracy
 
 
@@ -25,9 +27,9 @@ def test_walks_sample_the_propagated_distribution(graph, n_walk_steps):
     generator = torch.Generator().manual_seed(0)
     draws = 40000
     anchors = torch.arange(60).repeat(draws)
-    neighbours, kept = sampler.sample(anchors, generator)
+    neighbors, kept = sampler.sample(anchors, generator)
     counts = torch.zeros((60, 60), dtype=torch.float64)
-    counts.index_put_((anchors[kept], neighbours[kept]), torch.ones(int(kept.sum()), dtype=torch.float64), accumulate=True)
+    counts.index_put_((anchors[kept], neighbors[kept]), torch.ones(int(kept.sum()), dtype=torch.float64), accumulate=True)
     empirical = counts / counts.sum(1, keepdim=True)
     assert torch.all(empirical[expected == 0] == 0)
     # Binomial noise of a probability p over ~draws samples is sqrt(p / draws) < 0.005.
@@ -46,9 +48,9 @@ def test_sampled_cross_entropy_estimates_the_exact_loss(graph):
     exact_cross = entropy - float(cluster_loss(P, log_phi))
     sampler = WalkSampler(graph, 1)
     anchors = torch.arange(60).repeat(5000)
-    neighbours, kept = sampler.sample(anchors, generator)
+    neighbors, kept = sampler.sample(anchors, generator)
     estimate = float(
-        sampled_cross_entropy(log_phi[anchors[kept]], log_phi[neighbours[kept]], log_cluster_mass(log_phi), n=60)
+        sampled_cross_entropy(log_phi[anchors[kept]], log_phi[neighbors[kept]], log_cluster_mass(log_phi), n=60)
     )
     assert estimate == pytest.approx(exact_cross, rel=0.01)
 

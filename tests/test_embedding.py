@@ -187,7 +187,7 @@ def test_non_finite_input_is_rejected(blobs, bad):
         IConEmbedding(**FAST).fit(X)
 
 
-def test_too_few_samples_for_perplexity_or_neighbours(blobs):
+def test_too_few_samples_for_perplexity_or_neighbors(blobs):
     X = blobs[0][:20]
     with pytest.raises(ValueError, match="perplexity=30.0 must be less than n_samples=20"):
         IConEmbedding(**FAST).fit(X)

@@ -8,14 +8,9 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from sklearn_icon import IConEmbedding
-from sklearn_icon._backend.interpolation import (
-    InterpolatedStudentTObjective,
-    InterpolationGrid,
-    lagrange_weights,
-    smooth_size,
-)
-from sklearn_icon._backend.loss import DistanceKernelObjective
-from sklearn_icon._backend.supervisory import supervisory_distribution
+from sklearn_icon._backend.objectives.fft import InterpolatedStudentTObjective, InterpolationGrid, lagrange_weights, smooth_size
+from sklearn_icon._backend.objectives.exact import DistanceKernelObjective
+from sklearn_icon._backend.affinities import supervisory_distribution
 
 
 def cauchy(squared):
@@ -143,7 +138,7 @@ def test_auto_method_switches_at_the_threshold():
 
 
 def test_sharded_edges_give_the_same_objective(digits_p, monkeypatch):
-    import sklearn_icon._backend.interpolation as interpolation
+    import sklearn_icon._backend.objectives.fft as interpolation
 
     generator = torch.Generator().manual_seed(4)
     Y = 5.0 * torch.randn((400, 2), generator=generator, dtype=torch.float64)

@@ -19,10 +19,11 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_icon import IConClassifier, IConEmbedding
-from sklearn_icon._backend.cluster import cluster_loss
-from sklearn_icon._backend.learned import log_kernel_matrix
-from sklearn_icon._backend.loss import kl_divergence, log_q_from_log_kernel
-from sklearn_icon._backend.supervisory import shared_label_distribution
+from sklearn_icon._backend.objectives.cluster import cluster_loss
+from sklearn_icon._backend.kernels.distance import log_kernel_matrix
+from sklearn_icon._backend.divergence import kl_divergence
+from sklearn_icon._backend.kernels.distance import log_q_from_log_kernel
+from sklearn_icon._backend.affinities.labels import shared_label_distribution
 from sklearn_icon.methods import METHODS, make_method, method_table
 
 
@@ -260,7 +261,7 @@ def test_readme_lists_every_method():
 
 
 def test_csne_loss_is_theorem_13s_kmeans_identity():
-    from sklearn_icon._backend.cluster import csne_loss
+    from sklearn_icon._backend.objectives.cluster import csne_loss
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(25, 3))

@@ -9,15 +9,15 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from sklearn_icon import IConEmbedding
-from sklearn_icon._backend.minibatch import SampledNeighbourLoss
+from sklearn_icon._backend.objectives.sampled import SampledNeighborLoss
 
 
-def reference_batch_loss(Y, anchors, neighbours, kernel, alpha, alpha_q, dof=1.0, temperature=0.5):
+def reference_batch_loss(Y, anchors, neighbors, kernel, alpha, alpha_q, dof=1.0, temperature=0.5):
     """The same loss in numpy, written from its definition."""
     Y = Y.astype(np.float64)
     m, k = len(anchors), len(Y)
     total = 0.0
-    for a, b in zip(anchors, neighbours):
+    for a, b in zip(anchors, neighbors):
         others = [c for c in range(k) if c != a]
         if kernel == "student_t":
             log_k = -0.5 * (dof + 1) * np.log1p(((Y[others] - Y[a]) ** 2).sum(1) / dof)
@@ -37,26 +37,26 @@ def test_sampled_loss_matches_its_definition(kernel, alpha, alpha_q):
     generator = torch.Generator().manual_seed(0)
     Y = torch.randn(12, 3, generator=generator, dtype=torch.float64)
     anchors = torch.arange(6)
-    neighbours = torch.tensor([6, 7, 8, 9, 10, 11])
-    loss = SampledNeighbourLoss(kernel, alpha=alpha, alpha_q=alpha_q)
-    value = loss(Y[:6], Y, anchors, neighbours)
-    expected = reference_batch_loss(Y.numpy(), anchors.tolist(), neighbours.tolist(), kernel, alpha, alpha_q)
+    neighbors = torch.tensor([6, 7, 8, 9, 10, 11])
+    loss = SampledNeighborLoss(kernel, alpha=alpha, alpha_q=alpha_q)
+    value = loss(Y[:6], Y, anchors, neighbors)
+    expected = reference_batch_loss(Y.numpy(), anchors.tolist(), neighbors.tolist(), kernel, alpha, alpha_q)
     assert abs(float(value) - expected) < 1e-10
 
 
-def test_exaggeration_adds_attraction_to_the_neighbour_only():
+def test_exaggeration_adds_attraction_to_the_neighbor_only():
     generator = torch.Generator().manual_seed(1)
     Y = torch.randn(10, 2, generator=generator, dtype=torch.float64, requires_grad=True)
-    anchors, neighbours = torch.arange(5), torch.arange(5, 10)
-    loss = SampledNeighbourLoss("student_t")
-    (plain,) = torch.autograd.grad(loss(Y[:5], Y, anchors, neighbours), Y)
-    exaggerated_loss = loss(Y[:5], Y, anchors, neighbours, exaggeration=4.0)
+    anchors, neighbors = torch.arange(5), torch.arange(5, 10)
+    loss = SampledNeighborLoss("student_t")
+    (plain,) = torch.autograd.grad(loss(Y[:5], Y, anchors, neighbors), Y)
+    exaggerated_loss = loss(Y[:5], Y, anchors, neighbors, exaggeration=4.0)
     (exaggerated,) = torch.autograd.grad(exaggerated_loss, Y)
     log_k = -torch.log1p(((Y[:5] - Y[5:]) ** 2).sum(1))
     (attraction,) = torch.autograd.grad(-log_k.sum() / 5, Y)
     torch.testing.assert_close(exaggerated - plain, 3.0 * attraction)
     # Its value is the plain loss's.
-    assert abs(float(exaggerated_loss) - float(loss(Y[:5], Y, anchors, neighbours))) < 1e-12
+    assert abs(float(exaggerated_loss) - float(loss(Y[:5], Y, anchors, neighbors))) < 1e-12
 
 
 def test_minibatch_embedding_of_digits():

@@ -6,7 +6,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from sklearn_icon import IConClustering, IConEmbedding
-from sklearn_icon._backend.supervisory import kernel_input_distances, nearest_neighbors, pair_distances
+from sklearn_icon._backend.affinities.neighbors import kernel_input_distances, nearest_neighbors, pair_distances
 from sklearn_icon.metrics import clustering_accuracy
 
 
@@ -18,7 +18,7 @@ def digits():
 # pynndescent compiles per metric (~15-45 s each), so only the default metric
 # is searched here; pair_distances checks the other metrics' kernel inputs.
 @pytest.mark.parametrize("metric", ["euclidean"])
-def test_approximate_search_finds_the_exact_neighbours(digits, metric):
+def test_approximate_search_finds_the_exact_neighbors(digits, metric):
     X = torch.as_tensor(digits[0][:1000])
     exact_dist, exact_idx = nearest_neighbors(X, 15, metric)
     dist, idx = nearest_neighbors(X, 15, metric, method="approximate", random_state=0)
@@ -53,7 +53,7 @@ def test_auto_is_exact_for_small_data(digits):
     assert torch.equal(auto[1], exact[1])
 
 
-def test_estimators_with_approximate_neighbours_keep_their_quality(digits):
+def test_estimators_with_approximate_neighbors_keep_their_quality(digits):
     X, y = digits
     embedding = IConEmbedding(neighbors="approximate", max_iter=500, random_state=0, device="cpu").fit(X)
     exact = IConEmbedding(neighbors="exact", max_iter=500, random_state=0, device="cpu").fit(X)

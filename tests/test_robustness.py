@@ -12,11 +12,11 @@ import sklearn_icon._classifier as classifier_module
 import sklearn_icon._clustering as clustering_module
 import sklearn_icon._embedding as embedding_module
 from sklearn_icon import IConClassifier, IConClustering, IConEmbedding
-from sklearn_icon._backend.cluster import cluster_log_q_dense
-from sklearn_icon._backend.learned import log_kernel_matrix
-from sklearn_icon._backend.loss import log_q_from_log_kernel
-from sklearn_icon._backend.prototypes import debias_log_q, prototype_logits
-from sklearn_icon._backend.supervisory import supervisory_distribution
+from sklearn_icon._backend.kernels.cluster import cluster_log_q_dense
+from sklearn_icon._backend.kernels.distance import log_kernel_matrix
+from sklearn_icon._backend.kernels.distance import log_q_from_log_kernel
+from sklearn_icon._backend.kernels.prototypes import debias_log_q, prototype_logits
+from sklearn_icon._backend.affinities import supervisory_distribution
 
 CPU = dict(device="cpu", random_state=0)
 FAST_EMBEDDING = dict(perplexity=5, max_iter=60, early_exaggeration_iter=20, **CPU)
@@ -170,7 +170,7 @@ def test_sparse_input_works_or_says_to_densify(make):
     ],
     ids=lambda value: value if isinstance(value, str) else type(value).__name__,
 )
-def test_neighbourhoods_as_large_as_the_data_are_named(estimator, message):
+def test_neighborhoods_as_large_as_the_data_are_named(estimator, message):
     with pytest.raises(ValueError, match=message):
         fit_outputs(estimator, BASE)
 

@@ -4,7 +4,8 @@
 t-SNE): the embedding tensor itself is optimised, so it needs no module.
 ``linear``, ``mlp`` and ``orthonormal`` (a linear projection with
 orthonormal columns, PCA's mapper) are functions of the input, so they embed
-new points too. All parameters are initialised from a local ``torch.Generator``;
+new points too; a user's module factory is one more (:func:`build_user_module`).
+The clustering's ``table`` is :class:`FreeLogits`, a module of free logits. All parameters are initialised from a local ``torch.Generator``;
 torch's global seed is never touched.
 """
 
@@ -114,28 +115,34 @@ def finalize_mapper(module):
     return module
 
 
-def principal_axes(X, n_components):
-    """Top principal axes of ``X``, with a deterministic sign.
+def build_user_module(factory, n_features, n_outputs, generator):
+    """A user's ``factory(n_features, n_outputs)`` module, initialised from ``generator``.
 
-    Parameters
-    ----------
-    X : torch.Tensor of shape (n_samples, n_features)
-    n_components : int
+    Its parameters are drawn from torch's global generator, so it is called
+    under a seed taken from the local one, inside ``fork_rng``: the same
+    ``random_state`` gives the same module, and the caller's global random
+    state is left as it was.
 
-    Returns
-    -------
-    torch.Tensor of shape (n_features, n_components)
-        Orthonormal columns, largest variance first; each column's entry of
-        largest magnitude is positive (as scikit-learn's ``svd_flip``).
+    Raises
+    ------
+    TypeError
+        If the factory does not return a :class:`torch.nn.Module`.
     """
-    Xc = (X - X.mean(0, keepdim=True)).to(torch.float64)
-    if Xc.shape[1] <= Xc.shape[0]:
-        _, vectors = torch.linalg.eigh(Xc.T @ Xc)
-        axes = vectors.flip(1)[:, :n_components]
-    else:
-        _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
-        axes = Vh[:n_components].T
-    pivot = axes.abs().argmax(0)
-    signs = torch.sign(axes[pivot, torch.arange(axes.shape[1])])
-    signs[signs == 0] = 1.0
-    return (axes * signs).to(X.dtype)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = factory(n_features, n_outputs)
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"mapper(n_features, n_outputs) must return a torch.nn.Module; got {type(module).__name__}.")
+    return module
+
+
+class FreeLogits(torch.nn.Module):
+    """Free cluster logits per training point: the ``table`` mapper."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits)
+
+    def forward(self, X=None):
+        return self.logits

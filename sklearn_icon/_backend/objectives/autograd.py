@@ -1,20 +1,50 @@
-"""Optimisation loops for the exact, full-batch I-Con loss.
-
-An *objective* here is a callable ``objective(Y, exaggeration, compute_loss)``
-returning ``(loss, grad)`` for embeddings ``Y``: the closed-form
-:class:`~sklearn_icon._backend.loss.DistanceKernelObjective`, or
-:class:`AutogradObjective` for any kernel. ``exaggeration`` multiplies the
-attraction to ``p`` (t-SNE's early exaggeration); the loss reported is always
-the plain one.
-"""
+"""The exact I-Con loss for any learned kernel, by autograd; the reference of every faster path."""
 
 import math
 
 import torch
 
-from .learned import log_kernel_matrix
-from .loss import log_q_from_log_kernel
-from .supervisory import debias, uniform_mass
+from ..divergence import debias, kl_divergence, uniform_mass
+from ..kernels.distance import log_kernel_matrix, log_q_from_log_kernel
+
+def icon_loss(
+    P,
+    Y,
+    *,
+    learned="student_t",
+    normalization="joint",
+    alpha=0.0,
+    alpha_q=0.0,
+    dof=1.0,
+    temperature=0.5,
+):
+    """Exact I-Con loss of embeddings ``Y`` against a supervisory ``P``.
+
+    Differentiable with autograd; the reference every faster path is tested
+    against.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), dense or sparse COO
+        Supervisory distribution, already in the chosen normalisation.
+    Y : torch.Tensor of shape (n, n_components)
+        Embeddings.
+    learned : {"student_t", "gaussian", "cosine"}, default="student_t"
+    normalization : {"joint", "conditional"}, default="joint"
+    alpha, alpha_q : float, default=0.0
+        Debiasing weights on ``p`` and ``q``.
+    dof, temperature : float
+        Kernel parameters, see :func:`log_kernel_matrix`.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+    """
+    P = debias(P, alpha, normalization)
+    log_k = log_kernel_matrix(Y, learned, dof=dof, temperature=temperature)
+    return kl_divergence(P, log_q_from_log_kernel(log_k, normalization, alpha_q), normalization)
+
 
 class AutogradObjective:
     """Exact I-Con loss and its gradient by autograd, for any learned kernel.
@@ -102,18 +132,3 @@ class AutogradObjective:
                     grad_logits -= (exaggeration - 1.0) * attraction
             (grad,) = torch.autograd.grad(log_k, Y, grad_logits)
         return loss.detach(), grad
-
-
-def learning_rate_auto(n_samples, early_exaggeration):
-    """scikit-learn's ``learning_rate="auto"`` for t-SNE: ``max(n / ee / 4, 50)``."""
-    return max(n_samples / early_exaggeration / 4.0, 50.0)
-
-
-def late_learning_rate_auto(n_samples):
-    """openTSNE's step after early exaggeration, ``n`` in its units: ``max(n / 4, 50)`` here.
-
-    openTSNE's gradient lacks t-SNE's factor 4, so its ``n / exaggeration``
-    is ``n / exaggeration / 4`` on this gradient: scikit-learn's rule during
-    the exaggeration phase, ``early_exaggeration`` times larger after it.
-    """
-    return max(n_samples / 4.0, 50.0)

@@ -1,179 +1,22 @@
-"""Cluster kernels: the learned distribution of I-Con clustering.
+"""The I-Con loss of the cluster kernels over the whole data set, or a sampled batch of it.
 
-With soft assignments ``phi_ic = p(c | x_i)``, the shared-cluster kernel is
-
-    q(j|i) = sum_c phi_ic phi_jc / m_c,        m_c = sum_k phi_kc,
-
-the probability that a point drawn uniformly from ``i``'s cluster is ``j``
-(Theorem 13 of the paper); the degree-weighted variant of normalised cuts
-(Theorem 14) weights each ``j`` by its graph degree ``d_j``:
-
-    q(j|i) = sum_c phi_ic phi_jc d_j / M_c,    M_c = sum_k phi_kc d_k.
-
-Rows sum to one over all ``n`` points, ``i`` itself included, so the
-uniform distribution of debiasing is ``1 / n`` here. The loss over the
-whole data set needs ``q`` only on the edges of a sparse ``p`` and the
-cluster masses: ``O(nnz(p) C + n C)`` time and memory, never ``n x n``.
-Everything is computed in log space.
+The loss needs ``q`` only on the edges of a sparse ``p`` and the cluster
+masses (see :mod:`..kernels.cluster`): ``O(nnz(p) C + n C)``, never
+``n x n``; the uniform part of a debiased ``p`` is summed over all pairs
+in row blocks. :class:`ExactClusterObjective` and
+:class:`SampledClusterObjective` are what :func:`~..training.train_assignments`
+steps on.
 """
 
 import math
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .learned import mix_uniform
-from .supervisory import kernel_input_distances
-
-CLUSTER_KERNELS = ("cluster", "cluster_degree")
-
-
-def log_cluster_mass(log_phi, log_degree=None):
-    """``log m_c`` (or ``log M_c`` with degrees), by ``logsumexp`` over points."""
-    weighted = log_phi if log_degree is None else log_phi + log_degree[:, None]
-    return torch.logsumexp(weighted, dim=0)
-
-
-def _factors(log_phi, log_degree):
-    """Row-shifted anchor and neighbour factors of ``q``.
-
-    ``q(j|i) = sum_c phi_ic psi_jc`` with ``psi_jc = phi_jc d_j / M_c``.
-    Each row of ``log phi`` and ``log psi`` is shifted by its maximum before
-    ``exp``, so ``log q(j|i) = s_i + t_j + log(a_i . b_j)`` where the dot
-    product has a term of size ``b_j[argmax a_i]``: it underflows only when
-    ``j``'s assignment to ``i``'s top cluster is ``e^-87`` below its own top
-    one, and is then floored at the smallest normal float.
-    """
-    log_psi = log_phi - log_cluster_mass(log_phi, log_degree)
-    if log_degree is not None:
-        log_psi = log_psi + log_degree[:, None]
-    shift_a = log_phi.amax(dim=1, keepdim=True)
-    shift_b = log_psi.amax(dim=1, keepdim=True)
-    return (log_phi - shift_a).exp(), shift_a[:, 0], (log_psi - shift_b).exp(), shift_b[:, 0]
-
-
-class EdgeList:
-    """The pairs of a sparse ``p``, with CSR layouts of it and of its transpose.
-
-    Built once per fit; :class:`_EdgeDot` uses the CSR layouts so that its
-    backward pass is two sparse-dense products instead of scatter-adds.
-
-    Parameters
-    ----------
-    rows, cols : torch.Tensor of shape (n_pairs,)
-        Anchor and neighbour indices, sorted by ``rows`` (as a coalesced COO
-        tensor stores them).
-    n : int
-        Number of points.
-    """
-
-    def __init__(self, rows, cols, n):
-        self.rows, self.cols, self.n = rows, cols, n
-        self.crow = self._compressed(rows)
-        self.perm = torch.argsort(cols * n + rows)
-        self.crow_t = self._compressed(cols)
-        self.cols_t = rows[self.perm]
-
-    def _compressed(self, index):
-        crow = torch.zeros(self.n + 1, dtype=torch.int64, device=index.device)
-        crow[1:] = torch.bincount(index, minlength=self.n).cumsum(0)
-        return crow
-
-    @classmethod
-    def from_sparse(cls, P):
-        """The edges of a sparse COO matrix."""
-        P = P.coalesce()
-        rows, cols = P.indices()
-        return cls(rows, cols, P.shape[0])
-
-    def product(self, values, dense, transpose=False):
-        """``W @ dense`` (or ``W^T @ dense``) for the matrix ``W`` with these edges and ``values``."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
-            if transpose:
-                W = torch.sparse_csr_tensor(
-                    self.crow_t, self.cols_t, values[self.perm], (self.n, self.n), check_invariants=False
-                )
-            else:
-                W = torch.sparse_csr_tensor(self.crow, self.cols, values, (self.n, self.n), check_invariants=False)
-            return W @ dense
-
-
-class _EdgeDot(torch.autograd.Function):
-    """``a_i . b_j`` on every edge ``(i, j)``, with a sparse-product backward."""
-
-    @staticmethod
-    def forward(ctx, a, b, edges):
-        ctx.save_for_backward(a, b)
-        ctx.edges = edges
-        return (a.index_select(0, edges.rows) * b.index_select(0, edges.cols)).sum(1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        edges = ctx.edges
-        grad = grad.contiguous()
-        return edges.product(grad, b), edges.product(grad, a, transpose=True), None
-
-
-def _log_of_dot(dot, shift):
-    return torch.log(dot.clamp_min(torch.finfo(dot.dtype).tiny)) + shift
-
-
-def cluster_log_q(log_phi, rows, cols, *, log_degree=None, alpha_q=0.0, edges=None):
-    """``log q(j|i)`` of the cluster kernel on the pairs ``(rows[e], cols[e])``.
-
-    Parameters
-    ----------
-    log_phi : torch.Tensor of shape (n, n_clusters)
-        Log soft assignments (rows are log-probabilities).
-    rows, cols : torch.Tensor of shape (n_pairs,)
-        Anchor and neighbour indices.
-    edges : EdgeList, optional
-        The same pairs, prepared once (``rows`` must then be sorted); makes
-        the backward pass faster.
-    log_degree : torch.Tensor of shape (n,), optional
-        Log graph degrees, for the ``cluster_degree`` kernel.
-    alpha_q : float in [0, 1), default=0.0
-        Weight of the uniform ``1 / n`` mixed into ``q``.
-
-    Returns
-    -------
-    torch.Tensor of shape (n_pairs,)
-    """
-    a, shift_a, b, shift_b = _factors(log_phi, log_degree)
-    if edges is None:
-        dot = (a.index_select(0, rows) * b.index_select(0, cols)).sum(1)
-    else:
-        dot = _EdgeDot.apply(a, b, edges)
-    log_q = _log_of_dot(dot, shift_a.index_select(0, rows) + shift_b.index_select(0, cols))
-    return mix_uniform(log_q, alpha_q, 1.0 / log_phi.shape[0])
-
-
-def cluster_log_q_dense(log_phi, *, log_degree=None, alpha_q=0.0):
-    """The full ``n x n`` matrix of ``log q(j|i)``, straight from the definition.
-
-    A log-space reference for small ``n``: ``logsumexp`` over clusters of
-    ``log phi_ic + log phi_jc + log d_j - log M_c``.
-    """
-    log_mass = log_cluster_mass(log_phi, log_degree)
-    terms = log_phi[:, None, :] + log_phi[None, :, :] - log_mass
-    log_q = torch.logsumexp(terms, dim=2)
-    if log_degree is not None:
-        log_q = log_q + log_degree[None, :]
-    return mix_uniform(log_q, alpha_q, 1.0 / log_phi.shape[0])
-
-
-def _log_q_blocks(log_phi, log_degree, block_size):
-    """``log q(j|i)`` for every pair, one ``(block_size, n)`` block of rows at a time."""
-    n = log_phi.shape[0]
-    a, shift_a, b, shift_b = _factors(log_phi, log_degree)
-    for start in range(0, n, block_size):
-        stop = min(n, start + block_size)
-        yield _log_of_dot(a[start:stop] @ b.T, shift_a[start:stop, None] + shift_b[None, :])
-
+from ..affinities.neighbors import kernel_input_distances
+from ..divergence import mix_uniform
+from ..kernels.cluster import _factors, _log_q_blocks, cluster_log_q
 
 #: ``softplus`` is linear past this; ``e^-40`` is below float64's resolution of 1.
 _SOFTPLUS_THRESHOLD = 40.0
@@ -368,65 +211,8 @@ def csne_loss(X, log_phi, bandwidth, *, log_normalizers=None, block_size=1024):
     return expected_squared / (2.0 * bandwidth**2) + negative_entropy + log_normalizers.sum()
 
 
-class WalkSampler:
-    """Draws neighbours ``j ~ p~(.|i)`` of the propagated distribution by random walks.
-
-    :func:`~sklearn_icon._backend.supervisory.propagate` with ``mode="sum"``
-    gives ``p~ ∝ P + P^2 + ... + P^(s+1)`` without its diagonal: a walk on
-    ``P`` of a length drawn uniformly from ``1..s+1``, kept when it does not
-    end where it started. Sampling those walks gives pairs with exactly that
-    distribution while storing only ``P``, whose powers have far more edges
-    (``k^(s+1)`` per row).
-
-    Parameters
-    ----------
-    P : torch.Tensor of shape (n, n), sparse COO
-        Row-stochastic one-step distribution, on the CPU.
-    n_walk_steps : int
-        ``s``, the extra steps.
-    """
-
-    def __init__(self, P, n_walk_steps):
-        P = P.coalesce()
-        rows, cols = P.indices()
-        values = P.values().to(torch.float64)
-        n = P.shape[0]
-        self.n, self.n_walk_steps, self.cols = n, int(n_walk_steps), cols
-        counts = torch.bincount(rows, minlength=n)
-        self.row_end = counts.cumsum(0)
-        # One running sum over all edges: row i's mass lies between
-        # cumulative[row_start] and cumulative[row_end], so one sorted
-        # search picks the next node of every walk at once.
-        self.cumulative = values.cumsum(0)
-        offsets = torch.cat([torch.zeros(1, dtype=torch.float64), self.cumulative])
-        self.row_base = offsets[self.row_end - counts]
-        self.row_mass = offsets[self.row_end] - self.row_base
-
-    def step(self, nodes, generator):
-        """One step of the walk from each of ``nodes``."""
-        u = torch.rand(nodes.shape, generator=generator, dtype=torch.float64)
-        position = torch.searchsorted(self.cumulative, self.row_base[nodes] + u * self.row_mass[nodes], right=True)
-        return self.cols[torch.minimum(position, self.row_end[nodes] - 1)]
-
-    def sample(self, anchors, generator):
-        """One neighbour per anchor, by a walk of random length.
-
-        Returns
-        -------
-        neighbours : torch.Tensor of shape (n_anchors,)
-        kept : torch.Tensor of bool, shape (n_anchors,)
-            False where the walk came back to its anchor: those pairs are
-            not in ``p~`` and must be dropped.
-        """
-        lengths = torch.randint(1, self.n_walk_steps + 2, anchors.shape, generator=generator)
-        nodes = anchors
-        for t in range(1, self.n_walk_steps + 2):
-            nodes = torch.where(lengths >= t, self.step(nodes, generator), nodes)
-        return nodes, nodes != anchors
-
-
 def sampled_cross_entropy(
-    log_phi_anchors, log_phi_neighbours, log_mass, *, log_degree_neighbours=None, alpha_q=0.0, n=None
+    log_phi_anchors, log_phi_neighbors, log_mass, *, log_degree_neighbors=None, alpha_q=0.0, n=None
 ):
     """Mean ``log q(j|i)`` over sampled pairs, from their log soft assignments.
 
@@ -448,9 +234,9 @@ def sampled_cross_entropy(
     torch.Tensor
         Scalar mean of ``log q~(j|i)``.
     """
-    log_q = torch.logsumexp(log_phi_anchors + log_phi_neighbours - log_mass, dim=1)
-    if log_degree_neighbours is not None:
-        log_q = log_q + log_degree_neighbours
+    log_q = torch.logsumexp(log_phi_anchors + log_phi_neighbors - log_mass, dim=1)
+    if log_degree_neighbors is not None:
+        log_q = log_q + log_degree_neighbors
     return mix_uniform(log_q, alpha_q, 1.0 / n).mean()
 
 

@@ -21,30 +21,9 @@ Everything is in log space; the loss is the (weighted) mean over points of
 import torch
 from torch import nn
 
-from .learned import mix_uniform
+from ..divergence import mix_uniform
 
 PROTOTYPE_KERNELS = ("softmax", "cosine", "harmonic")
-
-
-def label_distribution(class_index, n_classes, alpha=0.0, dtype=torch.float64):
-    """Supervisory distribution over classes: one-hot labels smoothed by ``alpha``.
-
-    Parameters
-    ----------
-    class_index : torch.Tensor of shape (n,)
-        Integer class of each point, in ``[0, n_classes)``.
-    n_classes : int
-    alpha : float in [0, 1], default=0.0
-        Debiasing: ``(1 - alpha) one_hot + alpha / n_classes``.
-    dtype : torch.dtype, default=torch.float64
-
-    Returns
-    -------
-    torch.Tensor of shape (n, n_classes)
-        Rows sum to one.
-    """
-    one_hot = nn.functional.one_hot(class_index, n_classes).to(dtype)
-    return (1.0 - alpha) * one_hot + alpha / n_classes
 
 
 def prototype_logits(features, prototypes, bias=None, *, kernel, temperature=0.1, exponent=2.0):
@@ -90,31 +69,6 @@ def prototype_logits(features, prototypes, bias=None, *, kernel, temperature=0.1
 def debias_log_q(log_q, alpha_q):
     """``log((1 - alpha_q) q + alpha_q / n_classes)`` computed in log space."""
     return mix_uniform(log_q, alpha_q, 1.0 / log_q.shape[1])
-
-
-def label_kl(P, log_q, sample_weight=None):
-    """Mean over points of ``KL(p(.|i) || q(.|i))``, with ``0 log 0 = 0``.
-
-    Parameters
-    ----------
-    P : torch.Tensor of shape (n, n_classes)
-        Supervisory distribution, rows summing to one.
-    log_q : torch.Tensor of shape (n, n_classes)
-        Learned log-distribution.
-    sample_weight : torch.Tensor of shape (n,), optional
-        Weights of the mean (their sum must be positive).
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar.
-    """
-    support = P > 0
-    cross = torch.where(support, P * log_q, torch.zeros_like(log_q))
-    per_point = (torch.special.xlogy(P, P) - cross).sum(1)
-    if sample_weight is None:
-        return per_point.mean()
-    return (sample_weight * per_point).sum() / sample_weight.sum()
 
 
 class PrototypeClassifier(nn.Module):

@@ -270,7 +270,7 @@ class InterpolatedStudentTObjective:
     is ``k = b^((dof + 1) / 2)`` and the gradient
     ``4 c sum_j (p_ij - k_ij / Z) b_ij (y_i - y_j)`` with
     ``c = (dof + 1) / (2 dof)``, the same as
-    :class:`~sklearn_icon._backend.loss.DistanceKernelObjective` computes
+    :class:`~sklearn_icon._backend.objectives.exact.DistanceKernelObjective` computes
     exactly. Debiasing ``alpha`` mixes the uniform distribution over all
     ordered pairs into ``p``; its attraction is one more kernel sum.
 
@@ -415,7 +415,7 @@ class InterpolatedStudentTObjective:
         return self(Y, compute_loss=True, gradient=False)[0]
 
     def __call__(self, Y, exaggeration=1.0, compute_loss=True, gradient=True):
-        """Loss and gradient at ``Y``; see :class:`~sklearn_icon._backend.optimize.AutogradObjective`.
+        """Loss and gradient at ``Y``; see :class:`~sklearn_icon._backend.objectives.autograd.AutogradObjective`.
 
         Parameters
         ----------

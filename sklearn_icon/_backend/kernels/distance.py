@@ -1,10 +1,13 @@
-"""Learned neighbour kernels q on embeddings, as unnormalised log affinities."""
+"""Learned kernels on embeddings, as unnormalised log affinities, and their normalisation into log q."""
 
 import math
 
 import torch
 
+from ..divergence import mix_uniform, uniform_mass
+
 LEARNED_KERNELS = ("student_t", "gaussian", "cosine")
+
 
 #: Kernels that are a function of the squared embedding distance alone; the
 #: exact objective has a closed-form gradient for them.
@@ -80,24 +83,38 @@ def distance_kernel_terms(kernel, dof):
     return 1.0, 1.0
 
 
-def mix_uniform(log_q, alpha_q, uniform):
-    """Debias a learned distribution in log space: ``log((1 - alpha_q) q + alpha_q u)``.
+NORMALIZATIONS = ("joint", "conditional")
+
+
+def log_q_from_log_kernel(log_k, normalization, alpha_q=0.0, include_self=False):
+    """Normalise unnormalised log affinities into log ``q``, with debiasing.
 
     Parameters
     ----------
-    log_q : torch.Tensor
-        ``log q`` over the candidates of each row (or of the whole matrix).
-    alpha_q : float in [0, 1)
-        Weight of the uniform distribution; ``log_q`` itself is returned at 0.
-    uniform : float
-        ``u``, the uniform distribution's mass on one candidate.
+    log_k : torch.Tensor of shape (n, n)
+        Unnormalised log affinities; the diagonal is ignored unless
+        ``include_self``.
+    normalization : {"joint", "conditional"}
+    alpha_q : float in [0, 1), default=0.0
+        Weight of the uniform distribution mixed into ``q``.
+    include_self : bool, default=False
+        Keep the self pairs ``(i, i)`` in ``q``, as PCA's ``p(j|i) = 1[i = j]``
+        needs; the uniform part of debiasing stays over the other points.
 
     Returns
     -------
-    torch.Tensor
-        ``log q~``, of ``log_q``'s shape; entries that are not candidates
-        (a point paired with itself) are the caller's to mask.
+    torch.Tensor of shape (n, n)
+        ``log q``, with ``-inf`` on the diagonal unless ``include_self``.
     """
-    if alpha_q == 0:
-        return log_q
-    return torch.logaddexp(log_q + math.log1p(-alpha_q), torch.full_like(log_q, math.log(alpha_q * uniform)))
+    n = log_k.shape[0]
+    diagonal = torch.eye(n, dtype=torch.bool, device=log_k.device)
+    masked = log_k if include_self else log_k.masked_fill(diagonal, -math.inf)
+    if normalization == "conditional":
+        log_q = torch.log_softmax(masked, dim=1)
+    else:
+        log_q = masked - torch.logsumexp(masked.reshape(-1), dim=0)
+    if alpha_q > 0:
+        mixed = mix_uniform(log_q, alpha_q, uniform_mass(n, normalization))
+        # The uniform part has no self pair: the diagonal keeps q's own share.
+        log_q = torch.where(diagonal, log_q + math.log1p(-alpha_q) if include_self else -math.inf, mixed)
+    return log_q

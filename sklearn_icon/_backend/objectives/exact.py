@@ -1,4 +1,4 @@
-"""The I-Con loss: KL divergence between supervisory and learned neighbourhoods.
+"""The exact I-Con loss over all pairs, with a closed-form gradient for distance kernels.
 
 Two normalisations are supported:
 
@@ -9,11 +9,6 @@ Two normalisations are supported:
     t-SNE's form, ``L = KL(P || Q)`` with ``P`` a joint distribution over
     ordered pairs (symmetrised conditionals) and ``Q`` normalised over all
     pairs.
-
-Debiasing mixes either side with the uniform distribution over the
-off-diagonal candidates, ``(1 - alpha) p + alpha u`` (section 3.3 of the
-paper); on the learned side the mixture is taken in log space with
-``logaddexp``. ``0 log 0`` counts as zero throughout.
 """
 
 import math
@@ -21,116 +16,8 @@ import warnings
 
 import torch
 
-from .learned import DISTANCE_KERNELS, distance_kernel_terms, log_kernel_matrix, mix_uniform
-from .supervisory import debias, uniform_mass
-
-NORMALIZATIONS = ("joint", "conditional")
-
-
-def log_q_from_log_kernel(log_k, normalization, alpha_q=0.0, include_self=False):
-    """Normalise unnormalised log affinities into log ``q``, with debiasing.
-
-    Parameters
-    ----------
-    log_k : torch.Tensor of shape (n, n)
-        Unnormalised log affinities; the diagonal is ignored unless
-        ``include_self``.
-    normalization : {"joint", "conditional"}
-    alpha_q : float in [0, 1), default=0.0
-        Weight of the uniform distribution mixed into ``q``.
-    include_self : bool, default=False
-        Keep the self pairs ``(i, i)`` in ``q``, as PCA's ``p(j|i) = 1[i = j]``
-        needs; the uniform part of debiasing stays over the other points.
-
-    Returns
-    -------
-    torch.Tensor of shape (n, n)
-        ``log q``, with ``-inf`` on the diagonal unless ``include_self``.
-    """
-    n = log_k.shape[0]
-    diagonal = torch.eye(n, dtype=torch.bool, device=log_k.device)
-    masked = log_k if include_self else log_k.masked_fill(diagonal, -math.inf)
-    if normalization == "conditional":
-        log_q = torch.log_softmax(masked, dim=1)
-    else:
-        log_q = masked - torch.logsumexp(masked.reshape(-1), dim=0)
-    if alpha_q > 0:
-        mixed = mix_uniform(log_q, alpha_q, uniform_mass(n, normalization))
-        # The uniform part has no self pair: the diagonal keeps q's own share.
-        log_q = torch.where(diagonal, log_q + math.log1p(-alpha_q) if include_self else -math.inf, mixed)
-    return log_q
-
-
-def kl_divergence(P, log_q, normalization):
-    """``sum p (log p - log q)`` with ``0 log 0 = 0``, averaged over rows if conditional.
-
-    Parameters
-    ----------
-    P : torch.Tensor of shape (n, n), dense or sparse COO
-        Supervisory distribution (rows, or all entries, sum to one).
-    log_q : torch.Tensor of shape (n, n)
-        Learned log probabilities.
-    normalization : {"joint", "conditional"}
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar KL divergence.
-    """
-    if P.is_sparse:
-        P = P.coalesce()
-        rows, cols = P.indices()
-        p = P.values()
-        terms = torch.special.xlogy(p, p) - p * log_q[rows, cols]
-        total = terms.sum()
-    else:
-        support = P > 0
-        safe_log_q = torch.where(support, log_q, torch.zeros_like(log_q))
-        terms = torch.special.xlogy(P, P) - P * safe_log_q
-        total = terms.sum()
-    if normalization == "conditional":
-        total = total / P.shape[0]
-    return total
-
-
-def icon_loss(
-    P,
-    Y,
-    *,
-    learned="student_t",
-    normalization="joint",
-    alpha=0.0,
-    alpha_q=0.0,
-    dof=1.0,
-    temperature=0.5,
-):
-    """Exact I-Con loss of embeddings ``Y`` against a supervisory ``P``.
-
-    Differentiable with autograd; the reference every faster path is tested
-    against.
-
-    Parameters
-    ----------
-    P : torch.Tensor of shape (n, n), dense or sparse COO
-        Supervisory distribution, already in the chosen normalisation.
-    Y : torch.Tensor of shape (n, n_components)
-        Embeddings.
-    learned : {"student_t", "gaussian", "cosine"}, default="student_t"
-    normalization : {"joint", "conditional"}, default="joint"
-    alpha, alpha_q : float, default=0.0
-        Debiasing weights on ``p`` and ``q``.
-    dof, temperature : float
-        Kernel parameters, see :func:`log_kernel_matrix`.
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar loss.
-    """
-    P = debias(P, alpha, normalization)
-    log_k = log_kernel_matrix(Y, learned, dof=dof, temperature=temperature)
-    return kl_divergence(P, log_q_from_log_kernel(log_k, normalization, alpha_q), normalization)
-
+from ..divergence import debias, uniform_mass, _xlogx
+from ..kernels.distance import DISTANCE_KERNELS, distance_kernel_terms, log_kernel_matrix, log_q_from_log_kernel
 
 #: A sparse ``p`` with more than this share of all pairs nonzero is handled as
 #: a dense matrix: past it, per-edge gathers cost more than the dense pass
@@ -140,6 +27,8 @@ def icon_loss(
 #: 54 vs 44 ms. With ``alpha_q`` the sparse layout wins too (digits 18.4 vs
 #: 15.4 ms).
 SPARSE_DENSITY_LIMIT = 0.1
+
+
 #: The limit when ``p`` is debiased (``alpha > 0``): the uniform part's
 #: attraction then needs a dense pass of its own and the sparse layout no
 #: longer saves the in-place square (digits 7.0 vs 7.7 ms, MNIST 3000
@@ -445,7 +334,3 @@ class DistanceKernelObjective:
             return None
         # Each row of p~ (conditional) or all of it (joint) sums to one.
         return self._per_anchor(self.entropy - cross + torch.log(normaliser).sum())
-
-
-def _xlogx(value):
-    return value * math.log(value) if value > 0 else 0.0

@@ -1,0 +1,171 @@
+"""Cluster kernels: the learned distribution of I-Con clustering.
+
+With soft assignments ``phi_ic = p(c | x_i)``, the shared-cluster kernel is
+
+    q(j|i) = sum_c phi_ic phi_jc / m_c,        m_c = sum_k phi_kc,
+
+the probability that a point drawn uniformly from ``i``'s cluster is ``j``
+(Theorem 13 of the paper); the degree-weighted variant of normalised cuts
+(Theorem 14) weights each ``j`` by its graph degree ``d_j``:
+
+    q(j|i) = sum_c phi_ic phi_jc d_j / M_c,    M_c = sum_k phi_kc d_k.
+
+Rows sum to one over all ``n`` points, ``i`` itself included, so the
+uniform distribution of debiasing is ``1 / n`` here. The loss over the
+whole data set needs ``q`` only on the edges of a sparse ``p`` and the
+cluster masses: ``O(nnz(p) C + n C)`` time and memory, never ``n x n``.
+Everything is computed in log space.
+"""
+
+import warnings
+
+import torch
+
+from ..divergence import mix_uniform
+
+CLUSTER_KERNELS = ("cluster", "cluster_degree")
+
+
+def log_cluster_mass(log_phi, log_degree=None):
+    """``log m_c`` (or ``log M_c`` with degrees), by ``logsumexp`` over points."""
+    weighted = log_phi if log_degree is None else log_phi + log_degree[:, None]
+    return torch.logsumexp(weighted, dim=0)
+
+
+def _factors(log_phi, log_degree):
+    """Row-shifted anchor and neighbour factors of ``q``.
+
+    ``q(j|i) = sum_c phi_ic psi_jc`` with ``psi_jc = phi_jc d_j / M_c``.
+    Each row of ``log phi`` and ``log psi`` is shifted by its maximum before
+    ``exp``, so ``log q(j|i) = s_i + t_j + log(a_i . b_j)`` where the dot
+    product has a term of size ``b_j[argmax a_i]``: it underflows only when
+    ``j``'s assignment to ``i``'s top cluster is ``e^-87`` below its own top
+    one, and is then floored at the smallest normal float.
+    """
+    log_psi = log_phi - log_cluster_mass(log_phi, log_degree)
+    if log_degree is not None:
+        log_psi = log_psi + log_degree[:, None]
+    shift_a = log_phi.amax(dim=1, keepdim=True)
+    shift_b = log_psi.amax(dim=1, keepdim=True)
+    return (log_phi - shift_a).exp(), shift_a[:, 0], (log_psi - shift_b).exp(), shift_b[:, 0]
+
+
+class EdgeList:
+    """The pairs of a sparse ``p``, with CSR layouts of it and of its transpose.
+
+    Built once per fit; :class:`_EdgeDot` uses the CSR layouts so that its
+    backward pass is two sparse-dense products instead of scatter-adds.
+
+    Parameters
+    ----------
+    rows, cols : torch.Tensor of shape (n_pairs,)
+        Anchor and neighbour indices, sorted by ``rows`` (as a coalesced COO
+        tensor stores them).
+    n : int
+        Number of points.
+    """
+
+    def __init__(self, rows, cols, n):
+        self.rows, self.cols, self.n = rows, cols, n
+        self.crow = self._compressed(rows)
+        self.perm = torch.argsort(cols * n + rows)
+        self.crow_t = self._compressed(cols)
+        self.cols_t = rows[self.perm]
+
+    def _compressed(self, index):
+        crow = torch.zeros(self.n + 1, dtype=torch.int64, device=index.device)
+        crow[1:] = torch.bincount(index, minlength=self.n).cumsum(0)
+        return crow
+
+    @classmethod
+    def from_sparse(cls, P):
+        """The edges of a sparse COO matrix."""
+        P = P.coalesce()
+        rows, cols = P.indices()
+        return cls(rows, cols, P.shape[0])
+
+    def product(self, values, dense, transpose=False):
+        """``W @ dense`` (or ``W^T @ dense``) for the matrix ``W`` with these edges and ``values``."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+            if transpose:
+                W = torch.sparse_csr_tensor(
+                    self.crow_t, self.cols_t, values[self.perm], (self.n, self.n), check_invariants=False
+                )
+            else:
+                W = torch.sparse_csr_tensor(self.crow, self.cols, values, (self.n, self.n), check_invariants=False)
+            return W @ dense
+
+
+class _EdgeDot(torch.autograd.Function):
+    """``a_i . b_j`` on every edge ``(i, j)``, with a sparse-product backward."""
+
+    @staticmethod
+    def forward(ctx, a, b, edges):
+        ctx.save_for_backward(a, b)
+        ctx.edges = edges
+        return (a.index_select(0, edges.rows) * b.index_select(0, edges.cols)).sum(1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        edges = ctx.edges
+        grad = grad.contiguous()
+        return edges.product(grad, b), edges.product(grad, a, transpose=True), None
+
+
+def _log_of_dot(dot, shift):
+    return torch.log(dot.clamp_min(torch.finfo(dot.dtype).tiny)) + shift
+
+
+def cluster_log_q(log_phi, rows, cols, *, log_degree=None, alpha_q=0.0, edges=None):
+    """``log q(j|i)`` of the cluster kernel on the pairs ``(rows[e], cols[e])``.
+
+    Parameters
+    ----------
+    log_phi : torch.Tensor of shape (n, n_clusters)
+        Log soft assignments (rows are log-probabilities).
+    rows, cols : torch.Tensor of shape (n_pairs,)
+        Anchor and neighbour indices.
+    edges : EdgeList, optional
+        The same pairs, prepared once (``rows`` must then be sorted); makes
+        the backward pass faster.
+    log_degree : torch.Tensor of shape (n,), optional
+        Log graph degrees, for the ``cluster_degree`` kernel.
+    alpha_q : float in [0, 1), default=0.0
+        Weight of the uniform ``1 / n`` mixed into ``q``.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_pairs,)
+    """
+    a, shift_a, b, shift_b = _factors(log_phi, log_degree)
+    if edges is None:
+        dot = (a.index_select(0, rows) * b.index_select(0, cols)).sum(1)
+    else:
+        dot = _EdgeDot.apply(a, b, edges)
+    log_q = _log_of_dot(dot, shift_a.index_select(0, rows) + shift_b.index_select(0, cols))
+    return mix_uniform(log_q, alpha_q, 1.0 / log_phi.shape[0])
+
+
+def cluster_log_q_dense(log_phi, *, log_degree=None, alpha_q=0.0):
+    """The full ``n x n`` matrix of ``log q(j|i)``, straight from the definition.
+
+    A log-space reference for small ``n``: ``logsumexp`` over clusters of
+    ``log phi_ic + log phi_jc + log d_j - log M_c``.
+    """
+    log_mass = log_cluster_mass(log_phi, log_degree)
+    terms = log_phi[:, None, :] + log_phi[None, :, :] - log_mass
+    log_q = torch.logsumexp(terms, dim=2)
+    if log_degree is not None:
+        log_q = log_q + log_degree[None, :]
+    return mix_uniform(log_q, alpha_q, 1.0 / log_phi.shape[0])
+
+
+def _log_q_blocks(log_phi, log_degree, block_size):
+    """``log q(j|i)`` for every pair, one ``(block_size, n)`` block of rows at a time."""
+    n = log_phi.shape[0]
+    a, shift_a, b, shift_b = _factors(log_phi, log_degree)
+    for start in range(0, n, block_size):
+        stop = min(n, start + block_size)
+        yield _log_of_dot(a[start:stop] @ b.T, shift_a[start:stop, None] + shift_b[None, :])
