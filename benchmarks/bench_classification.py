@@ -18,6 +18,7 @@ import time
 import warnings
 
 import numpy as np
+from bench_embedding import load_mnist, machine
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -27,7 +28,6 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bench_embedding import load_mnist, machine
 from sklearn_icon import IConClassifier
 
 

@@ -15,10 +15,10 @@ Usage::
 import argparse
 
 import numpy as np
+from bench_embedding import benchmark_datasets, machine, timed_peak
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from bench_embedding import benchmark_datasets, machine, timed_peak
 from sklearn_icon import IConClustering
 from sklearn_icon.metrics import clustering_accuracy
 

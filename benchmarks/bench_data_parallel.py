@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from bench_embedding import benchmark_datasets, machine
+
 from sklearn_icon import IConEmbedding
 
 

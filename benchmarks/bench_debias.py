@@ -31,10 +31,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_embedding import benchmark_datasets, machine  # noqa: E402
 from sklearn.model_selection import cross_val_score  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 
-from bench_embedding import benchmark_datasets, machine  # noqa: E402
 from sklearn_icon import IConClustering, IConEmbedding  # noqa: E402
 from sklearn_icon.metrics import clustering_accuracy  # noqa: E402
 

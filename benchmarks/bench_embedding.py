@@ -41,8 +41,8 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from sklearn_icon import IConEmbedding
-from sklearn_icon._backend.objectives.exact import DistanceKernelObjective
 from sklearn_icon._backend.affinities import supervisory_distribution
+from sklearn_icon._backend.objectives.exact import DistanceKernelObjective
 
 
 def load_mnist():

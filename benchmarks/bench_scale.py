@@ -27,10 +27,10 @@ import argparse
 import os
 
 import numpy as np
-from sklearn.cluster import KMeans
-
 from bench_embedding import machine, timed_peak
 from gpu_check import knn_accuracy, mnist, synthetic
+from sklearn.cluster import KMeans
+
 from sklearn_icon import IConClustering, IConEmbedding
 from sklearn_icon.metrics import clustering_accuracy
 
@@ -113,7 +113,7 @@ def main():
     embedders = list(embedding_methods())
     if datasets:
         warm = datasets[0][1][:2000]
-        for name, embed in embedders[1:]:
+        for _, embed in embedders[1:]:
             embed(warm)  # numba compilation, outside the table
 
     rows = []

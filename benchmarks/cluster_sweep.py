@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 import torch
-
 from bench_embedding import machine
 from gpu_check import mnist
+
 from sklearn_icon import IConClustering
 from sklearn_icon.metrics import clustering_accuracy
 

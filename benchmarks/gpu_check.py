@@ -24,12 +24,12 @@ import time
 
 import numpy as np
 import torch
+from bench_embedding import load_mnist, machine
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.decomposition import PCA
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from bench_embedding import load_mnist, machine
 from sklearn_icon import IConClustering, IConEmbedding
 from sklearn_icon.metrics import clustering_accuracy
 

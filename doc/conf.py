@@ -21,7 +21,15 @@ autosummary_generate = True
 templates_path = ["_templates"]
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()
-exclude_patterns = ["_build", "README.rst", "_templates", "generated/periodic_table_rows.rst", "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip"]
+exclude_patterns = [
+    "_build",
+    "README.rst",
+    "_templates",
+    "generated/periodic_table_rows.rst",
+    "auto_examples/*.ipynb",
+    "auto_examples/*.py",
+    "auto_examples/*.zip",
+]
 # Nothing is fetched at build time: cross-references to other projects stay plain text.
 intersphinx_mapping = {}
 nitpicky = False

@@ -1,16 +1,72 @@
-"""Helpers shared by the estimators: device, seeds, memory and input scaling."""
+"""What the estimators share: their base classes and constraints, device, seeds, memory, input scaling.
+
+As scikit-learn's ``_BaseKMeans`` does, the base classes hold the
+parameter constraints every estimator repeats; each estimator merges its
+own with ``{**Base._parameter_constraints, ...}``.
+"""
 
 import functools
 import os
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS
 
 DEVICE_CONSTRAINT = [StrOptions({"auto", "cpu", "cuda"})]
+
+
+class _BaseICon(BaseEstimator):
+    """What every I-Con estimator has: debiasing on both sides, an MLP's widths, device, seed, verbosity."""
+
+    _parameter_constraints: dict = {
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+        "alpha_q": [Interval(Real, 0, 1, closed="left")],
+        "hidden_layer_sizes": [tuple, list],
+        "device": DEVICE_CONSTRAINT,
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+
+class _BaseNeighborICon(_BaseICon):
+    """An I-Con estimator whose ``p`` comes from neighbors in input space (embedding, clustering).
+
+    Holds the neighbor search's constraints and the checks of the input a
+    neighbor search reads: precomputed matrices and neighborhoods no
+    larger than the data.
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseICon._parameter_constraints,
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "perplexity": [Interval(Real, 0, None, closed="neither")],
+        "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
+        "metric": [StrOptions(set(METRICS))],
+        "neighbors": [StrOptions(set(NEIGHBOR_METHODS))],
+    }
+
+    @property
+    def _precomputed_input(self):
+        """Whether ``X`` is a square matrix (distances or affinities) instead of features."""
+        return self.metric == "precomputed" or self.supervisory == "precomputed"
+
+    def _check_matrix_input(self, X):
+        """A precomputed ``X`` must be a square, non-negative matrix, and the neighbor search able to read it."""
+        check_neighbor_search(self.neighbors, self.metric)
+        if self._precomputed_input:
+            check_precomputed(X, self.mapper)
+
+    def _check_neighborhoods(self, n_samples, *, n_neighbors=None, perplexity=None):
+        """Neighborhoods smaller than the data (None skips a check), and a well-formed MLP."""
+        check_neighborhood_sizes(n_samples, n_neighbors=n_neighbors, perplexity=perplexity)
+        if self.mapper == "mlp":
+            check_hidden_layer_sizes(self.hidden_layer_sizes)
 
 
 def resolve_device(device):
@@ -83,11 +139,14 @@ def check_memory(n_bytes, device, what, remedy):
         )
 
 
-def fit_standardizer(X, sample_weight=None):
+def fit_standardizer(X, sample_weight=None, shared_scale=False):
     """Per-feature mean and scale, weighted by ``sample_weight`` if given.
 
     Constant features get scale one. Weighting makes a weight of ``k`` the
     same as ``k`` copies of the row, and a weight of zero the same as no row.
+    ``shared_scale``: one scale for all features, the total standard
+    deviation, so that an orthonormal projection keeps the input's
+    geometry, which a per-feature scale would change.
     """
     if sample_weight is None:
         mean = X.mean(axis=0)
@@ -95,6 +154,8 @@ def fit_standardizer(X, sample_weight=None):
     else:
         mean = np.average(X, axis=0, weights=sample_weight)
         scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sample_weight))
+    if shared_scale:
+        return mean, np.full_like(scale, np.sqrt(np.sum(X.var(axis=0))) or 1.0)
     scale[scale == 0] = 1.0
     return mean, scale
 
@@ -190,3 +251,46 @@ def keep_state_on_failure(fit):
             raise
 
     return guarded_fit
+
+
+def encode_shared_labels(values, name, unlabelled=-1):
+    """Labels or group ids as integer codes, ``unlabelled`` kept, checked for pairs to use.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples,)
+        Classes or group ids; numbers equal to ``unlabelled`` mark samples
+        without one.
+    name : str
+        ``"y"`` or ``"groups"``, for the messages.
+    unlabelled : int, default=-1
+
+    Returns
+    -------
+    ndarray of int64, shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        On NaN or infinity, or when no two samples share a value.
+    MemoryError
+        When the pairs within labels would not fit in memory.
+    """
+    n_samples = values.shape[0]
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise ValueError(f"{name} contains NaN or infinity; mark unlabelled samples with -1.")
+    labelled = values != unlabelled if values.dtype.kind in "iuf" else np.ones(n_samples, dtype=bool)
+    codes = np.full(n_samples, unlabelled, dtype=np.int64)
+    _, codes[labelled] = np.unique(values[labelled], return_inverse=True)
+    sizes = np.bincount(codes[labelled])
+    if not (sizes > 1).any():
+        raise ValueError(f"No two samples share a value of {name}: label_weight has no pairs to use.")
+    n_pairs = float((sizes * (sizes - 1.0)).sum())
+    # Three 8-byte numbers (two indices, one value) per pair, twice while coalescing.
+    check_memory(
+        48 * n_pairs,
+        torch.device("cpu"),
+        f"The label distribution pairs every two samples of a label ({n_pairs:.3g} pairs) and",
+        "Label fewer samples (mark the others -1) or split large classes.",
+    )
+    return codes

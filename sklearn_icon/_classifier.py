@@ -5,7 +5,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -13,17 +13,16 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._backend.mappers import make_mapper
-from ._backend.training import train_lbfgs, train_minibatch
 from ._backend.affinities.labels import label_distribution
 from ._backend.divergence import label_kl
-from ._backend.kernels.prototypes import PROTOTYPE_KERNELS, PrototypeClassifier
+from ._backend.kernels.prototypes import PROTOTYPE_KERNELS, build_prototype_classifier
+from ._backend.training import train_lbfgs, train_minibatch
 from ._base import (
-    keep_state_on_failure,
-    DEVICE_CONSTRAINT,
+    _BaseICon,
     apply_mapper,
     check_hidden_layer_sizes,
     fit_standardizer,
+    keep_state_on_failure,
     make_generator,
     resolve_device,
 )
@@ -33,7 +32,7 @@ def _has_learned_features(estimator):
     return estimator.mapper == "mlp"
 
 
-class IConClassifier(ClassifierMixin, BaseEstimator):
+class IConClassifier(ClassifierMixin, _BaseICon):
     """Classification by the I-Con loss between points and class prototypes.
 
     The supervisory distribution puts all mass on each point's class,
@@ -143,11 +142,9 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
+        **_BaseICon._parameter_constraints,
         "learned": [StrOptions(set(PROTOTYPE_KERNELS))],
-        "alpha": [Interval(Real, 0, 1, closed="both")],
-        "alpha_q": [Interval(Real, 0, 1, closed="left")],
         "mapper": [StrOptions({"linear", "mlp"})],
-        "hidden_layer_sizes": [tuple, list],
         "C": [Interval(Real, 0, None, closed="neither")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "exponent": [Interval(Real, 0, None, closed="neither")],
@@ -157,9 +154,6 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "device": DEVICE_CONSTRAINT,
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -231,51 +225,14 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
         return "lbfgs" if self.mapper == "linear" else "adam"
 
     def _build_module(self, inputs, class_index, weight, n_classes, generator):
-        dtype, device = inputs.dtype, inputs.device
-        n_features = inputs.shape[1]
-        if self.mapper == "linear" and self.learned == "softmax":
-            body = torch.nn.Identity()
-            width = n_features
-        elif self.mapper == "linear":
-            # Normalisation and distances do not absorb a linear map into the
-            # prototypes: learn an affine map, starting from the identity.
-            body = torch.nn.Linear(n_features, n_features, dtype=dtype, device=device)
-            with torch.no_grad():
-                body.weight.copy_(torch.eye(n_features, dtype=dtype))
-                body.bias.zero_()
-            width = n_features
-        else:
-            sizes = tuple(self.hidden_layer_sizes)
-            body = torch.nn.Sequential(
-                make_mapper(
-                    "mlp",
-                    n_features=n_features,
-                    n_components=sizes[-1],
-                    hidden_layer_sizes=sizes[:-1],
-                    generator=generator,
-                    dtype=dtype,
-                ),
-                torch.nn.ReLU(),
-            ).to(device)
-            width = sizes[-1]
-        if self.learned == "softmax":
-            if self.mapper == "linear":
-                # The convex case starts where LogisticRegression does.
-                prototypes = torch.zeros((n_classes, width), dtype=dtype)
-            else:
-                bound = width**-0.5
-                prototypes = (torch.rand((n_classes, width), generator=generator, dtype=dtype) * 2 - 1) * bound
-            prototypes = prototypes.to(device)
-        else:
-            # Distance and angle kernels start each prototype at its class's
-            # mean feature vector, where their gradients are informative.
-            with torch.no_grad():
-                features = body(inputs)
-                one_hot = torch.nn.functional.one_hot(class_index, n_classes).to(dtype) * weight[:, None]
-                prototypes = (one_hot.T @ features) / one_hot.sum(0).clamp_min(1e-12)[:, None]
-        return PrototypeClassifier(
-            body,
-            prototypes,
+        return build_prototype_classifier(
+            inputs,
+            class_index,
+            weight,
+            n_classes,
+            generator,
+            mapper=self.mapper,
+            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
             kernel=self.learned,
             temperature=self.temperature,
             exponent=self.exponent,
@@ -349,6 +306,7 @@ class IConClassifier(ClassifierMixin, BaseEstimator):
                 f"IConClassifier did not converge in max_iter={self.max_iter} "
                 f"{'iterations' if solver == 'lbfgs' else 'epochs'}; increase max_iter or tol.",
                 ConvergenceWarning,
+                stacklevel=2,
             )
 
         self.module_ = module.cpu().to(torch.float64).eval().requires_grad_(False)

@@ -1,32 +1,37 @@
 """IConClustering: a drop-in for KMeans / SpectralClustering built on the I-Con loss."""
 
 from numbers import Integral, Real
+from types import MappingProxyType
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.manifold import SpectralEmbedding
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend.affinities.graphs import WalkSampler
-from ._backend.kernels.cluster import CLUSTER_KERNELS, EdgeList
-from ._backend.objectives.cluster import ExactClusterObjective, SampledClusterObjective, cluster_loss, csne_loss, gaussian_log_normalizers
-from ._backend.mappers import FreeLogits, build_user_module, make_mapper
-from ._backend.training import train_assignments
 from ._backend.affinities import supervisory_distribution
-from ._backend.affinities.graphs import knn_graph, normalize_rows, propagate
-from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS
+from ._backend.affinities.graphs import WalkSampler, knn_graph, log_degrees, normalize_rows, propagate
+from ._backend.initialization import smoothed_logits, unit_spread
+from ._backend.kernels.cluster import CLUSTER_KERNELS, EdgeList
+from ._backend.mappers import FreeLogits, build_user_module, make_mapper
+from ._backend.objectives.cluster import (
+    ExactClusterObjective,
+    SampledClusterObjective,
+    cluster_loss,
+    csne_loss,
+    gaussian_log_normalizers,
+)
+from ._backend.training import train_assignments
 from ._base import (
-    check_neighbor_search,
-    keep_state_on_failure,
-    DEVICE_CONSTRAINT,
+    _BaseNeighborICon,
     apply_mapper,
-    check_hidden_layer_sizes,
     check_neighborhood_sizes,
-    check_precomputed,
     fit_standardizer,
+    keep_state_on_failure,
     make_generator,
     resolve_device,
     to_torch,
@@ -42,15 +47,12 @@ _EVALUATION_PAIRS = 65536
 FULL_BATCH_MAX_SAMPLES = 2000
 AUTO_BATCH_SIZE = 4096
 
-#: Walk steps smoothing the random start of free logits (``mapper="table"``).
-_TABLE_INIT_WALKS = 10
-
 
 def _is_inductive(estimator):
     return estimator.mapper != "table"
 
 
-class IConClustering(ClusterMixin, BaseEstimator):
+class IConClustering(ClusterMixin, _BaseNeighborICon):
     """Clustering by the I-Con loss: debiased InfoNCE clustering on a k-NN graph.
 
     Learns soft assignments ``phi = softmax(f(x))`` so that the shared-cluster
@@ -213,29 +215,19 @@ class IConClustering(ClusterMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
+        **_BaseNeighborICon._parameter_constraints,
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "supervisory": [StrOptions({"knn", "gaussian", "precomputed"})],
         "learned": [StrOptions(set(CLUSTER_KERNELS))],
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "n_walk_steps": [Interval(Integral, 0, None, closed="left")],
         "propagation": [StrOptions({"sum", "reachable"})],
-        "perplexity": [Interval(Real, 0, None, closed="neither")],
         "divergence": [StrOptions({"forward", "reverse"})],
-        "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
-        "alpha": [Interval(Real, 0, 1, closed="both")],
-        "alpha_q": [Interval(Real, 0, 1, closed="left")],
         "mapper": [StrOptions(set(_CLUSTER_MAPPERS)), callable],
-        "hidden_layer_sizes": [tuple, list],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "metric": [StrOptions(set(METRICS))],
-        "neighbors": [StrOptions(set(NEIGHBOR_METHODS))],
-        "device": DEVICE_CONSTRAINT,
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -295,10 +287,6 @@ class IConClustering(ClusterMixin, BaseEstimator):
         tags.input_tags.sparse = self._precomputed_input
         return tags
 
-    @property
-    def _precomputed_input(self):
-        return self.metric == "precomputed" or self.supervisory == "precomputed"
-
     def _validate_fit_input(self, X):
         # Sparse features would be densified for the mapper anyway; a sparse
         # matrix is accepted where it stays sparse: a precomputed graph.
@@ -309,19 +297,15 @@ class IConClustering(ClusterMixin, BaseEstimator):
             dtype=[np.float64, np.float32],
             ensure_min_samples=2,
         )
-        check_neighbor_search(self.neighbors, self.metric)
         n = X.shape[0]
-        if self._precomputed_input:
-            check_precomputed(X, self.mapper)
+        self._check_matrix_input(X)
         if self.n_clusters > n:
             raise ValueError(f"n_clusters={self.n_clusters} must be at most n_samples={n}.")
-        check_neighborhood_sizes(
+        self._check_neighborhoods(
             n,
             n_neighbors=self.n_neighbors if self.supervisory == "knn" else None,
             perplexity=self.perplexity if self.supervisory == "gaussian" and self.divergence == "forward" else None,
         )
-        if self.mapper == "mlp":
-            check_hidden_layer_sizes(self.hidden_layer_sizes)
         if self.divergence == "reverse":
             obstacles = self._reverse_obstacles()
             if obstacles:
@@ -390,23 +374,13 @@ class IConClustering(ClusterMixin, BaseEstimator):
                 )
         if walks:
             P = propagate(P, self.n_walk_steps, self.propagation)
-        n = P.shape[0]
-        # Degree of each node in the symmetrised graph (P + P^T) / 2.
-        in_mass = torch.zeros(n, dtype=P.dtype, device=device).index_add_(0, P.indices()[1], P.values())
-        return P, torch.log(0.5 * (1.0 + in_mass))
+        return P, log_degrees(P)
 
     def _make_model(self, n, n_features, generator, dtype, P):
         if self.mapper == "table" and P is None:
             return FreeLogits(torch.randn((n, self.n_clusters), generator=generator, dtype=dtype))
         if self.mapper == "table":
-            # Random logits smoothed by walks on p's graph (power iteration):
-            # free logits started independently per point get stuck in
-            # fragmented, graph-local clusters.
-            logits = torch.randn((n, self.n_clusters), generator=generator, dtype=dtype).to(P.device)
-            for _ in range(_TABLE_INIT_WALKS):
-                logits = torch.sparse.mm(P, logits)
-                logits = (logits - logits.mean(0)) / logits.std(0).clamp_min(1e-12)
-            return FreeLogits(logits.cpu())
+            return FreeLogits(smoothed_logits(P, self.n_clusters, generator, dtype))
         if callable(self.mapper):
             return build_user_module(self.mapper, n_features, self.n_clusters, generator).to(dtype)
         return make_mapper(
@@ -448,13 +422,8 @@ class IConClustering(ClusterMixin, BaseEstimator):
         reverse = self.divergence == "reverse"
         if reverse:
             P = log_degree = None
-            # The loss depends on the data only through |x_i - x_j| / bandwidth:
-            # measured in units of the data's spread it stays finite in float32
-            # for data scaled by 1e-30 or 1e30 (and identical points).
-            centred = dense - dense.mean(0)
-            spread = float(np.sqrt((centred**2).sum(1).mean()))
-            spread = spread if np.isfinite(spread) and spread > 0 else 1.0
-            data = torch.as_tensor(centred / spread, dtype=dtype, device=device)
+            scaled, spread = unit_spread(dense)
+            data = torch.as_tensor(scaled, dtype=dtype, device=device)
             bandwidth = 0.1 if self.bandwidth is None else self.bandwidth / spread
             log_normalizers = gaussian_log_normalizers(data, bandwidth)
         else:
@@ -567,3 +536,91 @@ class IConClustering(ClusterMixin, BaseEstimator):
 
 IConClustering.predict = available_if(_is_inductive)(IConClustering.predict)
 IConClustering.predict_proba = available_if(_is_inductive)(IConClustering.predict_proba)
+
+
+#: The k-means instance of I-Con (Theorem 13): the parameters of ``make_method("kmeans")``.
+KMEANS_PRESET = MappingProxyType(dict(supervisory="gaussian", divergence="reverse"))
+
+
+class SpectralIConClustering(ClusterMixin, BaseEstimator):
+    """Spectral clustering as I-Con: the k-means instance on a spectral embedding (Corollary 4).
+
+    The embedding is the one scikit-learn's
+    ``SpectralClustering(affinity="nearest_neighbors")`` clusters: the
+    leading eigenvectors of the normalised Laplacian of the symmetrised
+    k-NN graph, less the constant one (which moves no point relative to
+    another). The clustering is ``make_method("kmeans")`` (:data:`KMEANS_PRESET`), the c-SNE loss of
+    Theorem 13, on that embedding. Like ``SpectralClustering`` it is
+    transductive: there is no ``predict``.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    n_neighbors : int, default=10
+        Neighbours of the k-NN affinity graph; must be less than
+        ``n_samples``.
+    clustering_params : dict or None, default=None
+        Further parameters of the :class:`~sklearn_icon.IConClustering`
+        that clusters the embedding (the k-means preset's own by default).
+    random_state : int or None, default=None
+        Seeds the eigensolver and the clustering.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+    embedding_ : ndarray of shape (n_samples, max(n_clusters - 1, 1))
+        The spectral embedding that was clustered.
+    clustering_ : IConClustering
+        The fitted clustering of ``embedding_``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn_icon import SpectralIConClustering
+    >>> X, _ = make_blobs(90, centers=3, random_state=0)
+    >>> SpectralIConClustering(3, random_state=0).fit(X).labels_.shape
+    (90,)
+    """
+
+    _parameter_constraints = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "clustering_params": [dict, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, n_clusters=8, *, n_neighbors=10, clustering_params=None, random_state=None):
+        self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
+        self.clustering_params = clustering_params
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Embed ``X`` spectrally and cluster the embedding.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : SpectralIConClustering
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        check_neighborhood_sizes(X.shape[0], n_neighbors=self.n_neighbors)
+        if self.n_clusters > X.shape[0]:
+            raise ValueError(f"n_clusters={self.n_clusters} must be at most n_samples={X.shape[0]}.")
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        embedding = SpectralEmbedding(
+            # One axis at least: a single cluster needs no direction, but the solver needs one.
+            n_components=max(self.n_clusters - 1, 1), affinity="nearest_neighbors", n_neighbors=self.n_neighbors,
+            random_state=seed,
+        )
+        self.embedding_ = embedding.fit_transform(X)
+        params = {**KMEANS_PRESET, "random_state": seed, **(self.clustering_params or {})}
+        self.clustering_ = IConClustering(self.n_clusters, **params).fit(self.embedding_)
+        self.labels_ = self.clustering_.labels_
+        return self

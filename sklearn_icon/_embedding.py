@@ -5,47 +5,33 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._backend.kernels.distance import DISTANCE_KERNELS, LEARNED_KERNELS
-from ._backend.objectives.fft import InterpolatedStudentTObjective, MAX_DIMENSIONS
-from ._backend.kernels.distance import NORMALIZATIONS
-from ._backend.objectives.exact import DistanceKernelObjective
-from ._backend.initialization import principal_axes
-from ._backend.mappers import MAPPERS, build_user_module, finalize_mapper, make_mapper
+from ._backend.affinities import SUPERVISORY_KERNELS, supervisory_distribution
 from ._backend.affinities.graphs import WalkSampler
 from ._backend.distributed import ProcessGroupShard
-from ._backend.objectives.sampled import SampledNeighborLoss
-from ._backend.initialization import late_learning_rate_auto, learning_rate_auto
+from ._backend.initialization import padded_principal_axes, pca_table, random_table, table_learning_rates
+from ._backend.kernels.distance import DISTANCE_KERNELS, LEARNED_KERNELS, NORMALIZATIONS
+from ._backend.mappers import MAPPERS, build_user_module, finalize_mapper, make_mapper
 from ._backend.objectives.autograd import AutogradObjective
-from ._backend.training import train_mapper, train_sampled, train_table
-from ._backend.affinities import SUPERVISORY_KERNELS, supervisory_distribution
-from ._backend.affinities.labels import UNLABELLED
-from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS
+from ._backend.objectives.exact import DistanceKernelObjective, exact_buffers
+from ._backend.objectives.fft import MAX_DIMENSIONS, InterpolatedStudentTObjective
+from ._backend.objectives.sampled import SampledNeighborLoss
+from ._backend.training import standardized_augmentation, train_mapper, train_sampled, train_table
 from ._base import (
-    check_neighbor_search,
-    keep_state_on_failure,
-    DEVICE_CONSTRAINT,
+    _BaseNeighborICon,
     apply_mapper,
-    check_hidden_layer_sizes,
     check_memory,
-    check_neighborhood_sizes,
-    check_precomputed,
+    encode_shared_labels,
     fit_standardizer,
+    keep_state_on_failure,
     make_generator,
     resolve_device,
     to_torch,
 )
-
-#: ``n x n`` float32 matrices held at once at the peak of a fit. Closed form:
-#: the dense p, the kernel and work buffers, the loss's temporary, and for
-#: the conditional normalisation the symmetrised p and one more temporary.
-#: Autograd: p and about eight intermediates of the log-space loss.
-_BUFFERS_CLOSED_FORM = {"joint": 4, "conditional": 6}
-_BUFFERS_AUTOGRAD = 10
 
 #: Fewest samples for which ``method="auto"`` interpolates the repulsion,
 #: where openTSNE leaves Barnes-Hut for it. Below it the interpolation is
@@ -68,7 +54,7 @@ def _is_parametric(estimator):
     return estimator.mapper != "table"
 
 
-class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeighborICon):
     """Neighbour embedding by the I-Con loss; with the defaults, t-SNE.
 
     Minimises the KL divergence between a supervisory neighbour distribution
@@ -288,36 +274,26 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     """
 
     _parameter_constraints: dict = {
+        **_BaseNeighborICon._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "perplexity": [Interval(Real, 0, None, closed="neither")],
         "supervisory": [StrOptions(set(SUPERVISORY_KERNELS))],
         "learned": [StrOptions(set(LEARNED_KERNELS))],
-        "alpha": [Interval(Real, 0, 1, closed="both")],
-        "alpha_q": [Interval(Real, 0, 1, closed="left")],
         "label_weight": [Interval(Real, 0, 1, closed="both")],
         "normalization": [StrOptions(set(NORMALIZATIONS))],
         "mapper": [StrOptions(set(MAPPERS)), callable],
         "augment": [callable, None],
         "batch_size": [Interval(Integral, 2, None, closed="left"), None],
         "distributed": ["boolean"],
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "dof": [Interval(Real, 0, None, closed="neither")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
-        "hidden_layer_sizes": [tuple, list],
         "early_exaggeration": [Interval(Real, 1, None, closed="left")],
         "early_exaggeration_iter": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
-        "metric": [StrOptions(set(METRICS))],
-        "neighbors": [StrOptions(set(NEIGHBOR_METHODS))],
         "method": [StrOptions(set(LOSS_METHODS))],
         "init": [StrOptions({"pca", "random"}), np.ndarray],
-        "device": DEVICE_CONSTRAINT,
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -387,16 +363,12 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.pairwise = self.metric == "precomputed" or self.supervisory == "precomputed"
+        tags.input_tags.pairwise = self._precomputed_input
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = []
         # With label_weight > 0, fit needs y (or groups) to build p.
         tags.target_tags.required = self.label_weight > 0
         return tags
-
-    @property
-    def _precomputed_input(self):
-        return self.metric == "precomputed" or self.supervisory == "precomputed"
 
     def _validate_fit_input(self, X):
         """Validate ``X`` and every data-dependent parameter before any work."""
@@ -407,11 +379,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             dtype=[np.float64, np.float32],
             ensure_min_samples=2,
         )
-        check_neighbor_search(self.neighbors, self.metric)
         n = X.shape[0]
-        if self._precomputed_input:
-            check_precomputed(X, self.mapper)
-        check_neighborhood_sizes(
+        self._check_matrix_input(X)
+        self._check_neighborhoods(
             n,
             n_neighbors=self.n_neighbors if self.supervisory == "knn" else None,
             perplexity=self.perplexity if self.supervisory in ("gaussian", "student_t") and self.bandwidth is None else None,
@@ -422,8 +392,6 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             )
         if isinstance(self.init, np.ndarray) and not np.isfinite(self.init).all():
             raise ValueError("init contains NaN or infinity.")
-        if self.mapper == "mlp":
-            check_hidden_layer_sizes(self.hidden_layer_sizes)
         if self.batch_size is not None and self.mapper == "table":
             raise ValueError(
                 "batch_size needs a parametric mapper ('linear', 'mlp', 'orthonormal' or a module factory): "
@@ -476,15 +444,14 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return self.learned in DISTANCE_KERNELS and self.supervisory != "identity"
 
     def _check_memory(self, n, dtype, device):
-        closed_form = self._closed_form
-        buffers = _BUFFERS_CLOSED_FORM[self.normalization] if closed_form else _BUFFERS_AUTOGRAD
-        if closed_form and self.alpha_q > 0:
-            buffers += 1  # the kernel's share of each debiased q
-        if self.bandwidth is not None or self.supervisory == "precomputed" or self.metric == "precomputed":
-            buffers += 4  # float64 distances or affinities while p is built
-        itemsize = torch.finfo(dtype).bits // 8
+        buffers = exact_buffers(
+            self.normalization,
+            closed_form=self._closed_form,
+            alpha_q=self.alpha_q,
+            dense_input=self.bandwidth is not None or self._precomputed_input,
+        )
         check_memory(
-            buffers * n * n * itemsize,
+            buffers * n * n * (torch.finfo(dtype).bits // 8),
             device,
             f"The exact I-Con loss on {n} samples holds {buffers} n x n matrices and",
             "Subsample the data, or use fewer samples per fit; exact mode is meant for up to "
@@ -507,23 +474,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         values = column_or_1d(y if y is not None else groups, warn=True)
         if values.shape[0] != n_samples:
             raise ValueError(f"{name} has {values.shape[0]} entries; X has {n_samples} samples.")
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise ValueError(f"{name} contains NaN or infinity; mark unlabelled samples with -1.")
-        labelled = values != UNLABELLED if values.dtype.kind in "iuf" else np.ones(n_samples, dtype=bool)
-        codes = np.full(n_samples, UNLABELLED, dtype=np.int64)
-        _, codes[labelled] = np.unique(values[labelled], return_inverse=True)
-        sizes = np.bincount(codes[labelled])
-        if not (sizes > 1).any():
-            raise ValueError(f"No two samples share a value of {name}: label_weight has no pairs to use.")
-        n_pairs = float((sizes * (sizes - 1.0)).sum())
-        # Three 8-byte numbers (two indices, one value) per pair, twice while coalescing.
-        check_memory(
-            48 * n_pairs,
-            torch.device("cpu"),
-            f"The label distribution pairs every two samples of a label ({n_pairs:.3g} pairs) and",
-            "Label fewer samples (mark the others -1) or split large classes.",
-        )
-        return torch.as_tensor(codes)
+        return torch.as_tensor(encode_shared_labels(values, name))
 
     def _supervisory(self, X, device, labels=None):
         """The supervisory distribution ``p`` in float64 on ``device``."""
@@ -586,35 +537,16 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return loss, WalkSampler(P, n_walk_steps=0)
 
     def _initial_table(self, X, generator):
-        n = X.shape[0]
         if isinstance(self.init, np.ndarray):
             return torch.tensor(self.init, dtype=torch.float32)
         if self.init == "random" or self._precomputed_input:
-            return 1e-4 * torch.randn((n, self.n_components), generator=generator)
+            return random_table(X.shape[0], self.n_components, generator)
         dense = X.toarray() if sp.issparse(X) else X
-        Xt = torch.tensor(np.asarray(dense, dtype=np.float64))
-        axes = principal_axes(Xt, min(self.n_components, Xt.shape[1]))
-        Y = (Xt - Xt.mean(0)) @ axes
-        if Y.shape[1] < self.n_components:
-            # Fewer features than components: the extra axes start random.
-            extra = torch.randn((n, self.n_components - Y.shape[1]), generator=generator, dtype=Y.dtype)
-            Y = torch.cat([Y, extra], 1)
-        std = Y[:, 0].std()
-        Y = Y / (std if std > 0 else 1.0) * 1e-4
-        return Y.to(torch.float32)
+        return pca_table(torch.tensor(np.asarray(dense, dtype=np.float64)), self.n_components, generator)
 
     def _fit_table(self, X, objective, generator, device, schedule):
         """t-SNE's gradient descent on a free embedding vector per sample."""
-        n = X.shape[0]
-        late_lr = None
-        if self.learning_rate != "auto":
-            lr = float(self.learning_rate)
-        elif self.learned == "student_t":
-            lr = learning_rate_auto(n, self.early_exaggeration)
-            late_lr = late_learning_rate_auto(n)
-        else:
-            # No heavy tail damps these kernels' forces: smaller steps.
-            lr = learning_rate_auto(n, self.early_exaggeration) / self.early_exaggeration
+        lr, late_lr = table_learning_rates(X.shape[0], self.learned, self.early_exaggeration, self.learning_rate)
         Y0 = self._initial_table(X, generator).to(device)
         Y, result = train_table(
             objective,
@@ -630,18 +562,11 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _fit_parametric(self, X, objective, generator, device, dtype, schedule):
         """Adam on a linear or MLP map of the standardised input."""
         lr = 1e-2 if self.learning_rate == "auto" else float(self.learning_rate)
-        mean, scale = fit_standardizer(X.astype(np.float64))
-        if self.mapper == "orthonormal":
-            # One scale for all features: an orthonormal projection keeps the
-            # input's geometry, which a per-feature scale would change.
-            scale = np.full_like(scale, np.sqrt(np.sum(X.astype(np.float64).var(axis=0))) or 1.0)
+        mean, scale = fit_standardizer(X.astype(np.float64), shared_scale=self.mapper == "orthonormal")
         Xs = torch.as_tensor((X - mean) / scale, dtype=dtype, device=device)
         projection = None
         if self.mapper in ("linear", "orthonormal") and self.init == "pca":
-            projection = principal_axes(Xs.cpu(), min(self.n_components, Xs.shape[1]))
-            if projection.shape[1] < self.n_components:
-                pad = torch.zeros((Xs.shape[1], self.n_components - projection.shape[1]), dtype=dtype)
-                projection = torch.cat([projection, pad], 1)
+            projection = padded_principal_axes(Xs.cpu(), self.n_components)
         if callable(self.mapper):
             module = build_user_module(self.mapper, Xs.shape[1], self.n_components, generator).to(dtype)
         else:
@@ -658,7 +583,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         module = module.to(device)
         augment = None
         if self.augment is not None:
-            augment = self._standardized_augmentation(X, mean, scale, generator, device, dtype)
+            augment = standardized_augmentation(self.augment, X, mean, scale, generator, device, dtype)
         if self.batch_size is None:
             result = train_mapper(module, Xs, objective, learning_rate=lr, augment=augment, **schedule)
         else:
@@ -673,29 +598,6 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             )
         module = finalize_mapper(module)
         return module.cpu().to(torch.float64).eval(), (mean, scale), result, lr
-
-    def _standardized_augmentation(self, X, mean, scale, generator, device, dtype):
-        """``augment`` on the raw input, followed by the mapper's standardisation, as one callable.
-
-        The callable takes the rows to augment (None: all of them).
-        """
-        raw = torch.tensor(np.asarray(X), dtype=dtype, device=device)
-        mean = torch.as_tensor(mean, dtype=dtype, device=device)
-        scale = torch.as_tensor(scale, dtype=dtype, device=device)
-        seed = int(torch.randint(2**62, (1,), generator=generator))
-        device_generator = torch.Generator(device=device).manual_seed(seed)
-
-        def augmented(index):
-            batch = raw if index is None else raw[index]
-            views = self.augment(batch.clone(), device_generator)
-            if not isinstance(views, torch.Tensor) or views.shape != batch.shape:
-                shape = getattr(views, "shape", type(views).__name__)
-                raise ValueError(
-                    f"augment(X, generator) must return a tensor of the input's shape {tuple(batch.shape)}; got {shape}."
-                )
-            return (views.to(dtype) - mean) / scale
-
-        return augmented
 
     @_fit_context(prefer_skip_nested_validation=True)
     @keep_state_on_failure

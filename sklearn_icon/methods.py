@@ -16,106 +16,15 @@ table in the documentation is generated from this registry.
 """
 
 from dataclasses import dataclass, field
-from numbers import Integral
 from types import MappingProxyType
 
-import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
-from sklearn.manifold import SpectralEmbedding
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import validate_data
-
-from ._base import check_neighborhood_sizes
 from ._classifier import IConClassifier
-from ._clustering import IConClustering
+from ._clustering import KMEANS_PRESET, IConClustering, SpectralIConClustering
 from ._embedding import IConEmbedding
 
 __all__ = ["METHODS", "Method", "SpectralIConClustering", "make_method", "method_table"]
 
 
-class SpectralIConClustering(ClusterMixin, BaseEstimator):
-    """Spectral clustering as I-Con: the k-means instance on a spectral embedding (Corollary 4).
-
-    The embedding is the one scikit-learn's
-    ``SpectralClustering(affinity="nearest_neighbors")`` clusters: the
-    leading eigenvectors of the normalised Laplacian of the symmetrised
-    k-NN graph, less the constant one (which moves no point relative to
-    another). The clustering is ``make_method("kmeans")``, the c-SNE loss of
-    Theorem 13, on that embedding. Like ``SpectralClustering`` it is
-    transductive: there is no ``predict``.
-
-    Parameters
-    ----------
-    n_clusters : int, default=8
-    n_neighbors : int, default=10
-        Neighbours of the k-NN affinity graph; must be less than
-        ``n_samples``.
-    clustering_params : dict or None, default=None
-        Further parameters of the :class:`~sklearn_icon.IConClustering`
-        that clusters the embedding (the k-means preset's own by default).
-    random_state : int or None, default=None
-        Seeds the eigensolver and the clustering.
-
-    Attributes
-    ----------
-    labels_ : ndarray of shape (n_samples,)
-    embedding_ : ndarray of shape (n_samples, max(n_clusters - 1, 1))
-        The spectral embedding that was clustered.
-    clustering_ : IConClustering
-        The fitted clustering of ``embedding_``.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import make_blobs
-    >>> from sklearn_icon.methods import SpectralIConClustering
-    >>> X, _ = make_blobs(90, centers=3, random_state=0)
-    >>> SpectralIConClustering(3, random_state=0).fit(X).labels_.shape
-    (90,)
-    """
-
-    _parameter_constraints = {
-        "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "clustering_params": [dict, None],
-        "random_state": ["random_state"],
-    }
-
-    def __init__(self, n_clusters=8, *, n_neighbors=10, clustering_params=None, random_state=None):
-        self.n_clusters = n_clusters
-        self.n_neighbors = n_neighbors
-        self.clustering_params = clustering_params
-        self.random_state = random_state
-
-    @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y=None):
-        """Embed ``X`` spectrally and cluster the embedding.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : SpectralIConClustering
-        """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        check_neighborhood_sizes(X.shape[0], n_neighbors=self.n_neighbors)
-        if self.n_clusters > X.shape[0]:
-            raise ValueError(f"n_clusters={self.n_clusters} must be at most n_samples={X.shape[0]}.")
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        embedding = SpectralEmbedding(
-            # One axis at least: a single cluster needs no direction, but the solver needs one.
-            n_components=max(self.n_clusters - 1, 1), affinity="nearest_neighbors", n_neighbors=self.n_neighbors,
-            random_state=seed,
-        )
-        self.embedding_ = embedding.fit_transform(X)
-        params = {**METHODS["kmeans"].params, "random_state": seed, **(self.clustering_params or {})}
-        self.clustering_ = IConClustering(self.n_clusters, **params).fit(self.embedding_)
-        self.labels_ = self.clustering_.labels_
-        return self
 
 
 @dataclass(frozen=True)
@@ -306,7 +215,7 @@ METHODS = {
             "Gaussian of one bandwidth on the data, over all points (self included)",
             "shared cluster: sum_c phi_ic phi_jc / sum_k phi_kc; the reverse divergence KL(q || p)",
             IConClustering,
-            dict(supervisory="gaussian", divergence="reverse"),
+            KMEANS_PRESET,
             theorem="Theorem 13",
             reference="MacQueen, 1967",
         ),

@@ -8,19 +8,16 @@ import torch
 from scipy.spatial.distance import squareform
 from sklearn.manifold._t_sne import _kl_divergence
 
-from sklearn_icon._backend.objectives import exact as loss_module
-from sklearn_icon._backend.kernels.distance import LEARNED_KERNELS, log_kernel_matrix
-from sklearn_icon._backend.divergence import kl_divergence
-from sklearn_icon._backend.kernels.distance import log_q_from_log_kernel
-from sklearn_icon._backend.objectives.autograd import icon_loss
-from sklearn_icon._backend.objectives.exact import DistanceKernelObjective
-from sklearn_icon._backend.objectives.autograd import AutogradObjective
-from sklearn_icon._backend.training import train_table
 from sklearn_icon._backend.affinities import supervisory_distribution
 from sklearn_icon._backend.affinities.calibration import calibrate_to_perplexity
 from sklearn_icon._backend.affinities.labels import mix_label_distribution, shared_label_distribution
 from sklearn_icon._backend.affinities.neighbors import nearest_neighbors
-from sklearn_icon._backend.divergence import debias
+from sklearn_icon._backend.divergence import debias, kl_divergence
+from sklearn_icon._backend.kernels.distance import LEARNED_KERNELS, log_kernel_matrix, log_q_from_log_kernel
+from sklearn_icon._backend.objectives import exact as loss_module
+from sklearn_icon._backend.objectives.autograd import AutogradObjective, icon_loss
+from sklearn_icon._backend.objectives.exact import DistanceKernelObjective
+from sklearn_icon._backend.training import train_table
 
 N = 30
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from sklearn_icon._backend.affinities.graphs import knn_graph, normalize_rows, propagate
+from sklearn_icon._backend.divergence import mix_uniform
 from sklearn_icon._backend.kernels.cluster import EdgeList, _log_q_blocks, cluster_log_q, cluster_log_q_dense
 from sklearn_icon._backend.objectives.cluster import _sum_log_q_all_pairs, cluster_loss
-from sklearn_icon._backend.divergence import mix_uniform
-from sklearn_icon._backend.affinities.graphs import knn_graph, normalize_rows, propagate
 from sklearn_icon.metrics import cluster_to_class_map, clustering_accuracy
 
 N, C = 25, 4

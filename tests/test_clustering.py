@@ -38,8 +38,8 @@ def test_loss_prefers_graph_structure_over_kmeans_on_moons():
     # start; see the clustering issue's notes.)
     import torch
 
-    from sklearn_icon._backend.objectives.cluster import cluster_loss
     from sklearn_icon._backend.affinities.graphs import knn_graph, normalize_rows, propagate
+    from sklearn_icon._backend.objectives.cluster import cluster_loss
 
     X, y = make_moons(n_samples=300, noise=0.05, random_state=0)
     P = propagate(normalize_rows(knn_graph(torch.tensor(X), 10)), 1)

@@ -7,10 +7,9 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from sklearn_icon import IConClustering
-from sklearn_icon._backend.affinities.graphs import WalkSampler
+from sklearn_icon._backend.affinities.graphs import WalkSampler, knn_graph, normalize_rows, propagate
 from sklearn_icon._backend.kernels.cluster import log_cluster_mass
 from sklearn_icon._backend.objectives.cluster import cluster_loss, sampled_cross_entropy
-from sklearn_icon._backend.affinities.graphs import knn_graph, normalize_rows, propagate
 from sklearn_icon.metrics import clustering_accuracy
 
 

@@ -5,8 +5,7 @@ import functools
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_icon import IConClassifier, IConClustering, IConEmbedding
-from sklearn_icon.methods import SpectralIConClustering
+from sklearn_icon import IConClassifier, IConClustering, IConEmbedding, SpectralIConClustering
 
 
 def small_noise(X, generator):

@@ -8,9 +8,14 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from sklearn_icon import IConEmbedding
-from sklearn_icon._backend.objectives.fft import InterpolatedStudentTObjective, InterpolationGrid, lagrange_weights, smooth_size
-from sklearn_icon._backend.objectives.exact import DistanceKernelObjective
 from sklearn_icon._backend.affinities import supervisory_distribution
+from sklearn_icon._backend.objectives.exact import DistanceKernelObjective
+from sklearn_icon._backend.objectives.fft import (
+    InterpolatedStudentTObjective,
+    InterpolationGrid,
+    lagrange_weights,
+    smooth_size,
+)
 
 
 def cauchy(squared):

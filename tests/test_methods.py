@@ -19,11 +19,10 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_icon import IConClassifier, IConEmbedding
-from sklearn_icon._backend.objectives.cluster import cluster_loss
-from sklearn_icon._backend.kernels.distance import log_kernel_matrix
-from sklearn_icon._backend.divergence import kl_divergence
-from sklearn_icon._backend.kernels.distance import log_q_from_log_kernel
 from sklearn_icon._backend.affinities.labels import shared_label_distribution
+from sklearn_icon._backend.divergence import kl_divergence
+from sklearn_icon._backend.kernels.distance import log_kernel_matrix, log_q_from_log_kernel
+from sklearn_icon._backend.objectives.cluster import cluster_loss
 from sklearn_icon.methods import METHODS, make_method, method_table
 
 
@@ -270,7 +269,7 @@ def test_csne_loss_is_theorem_13s_kmeans_identity():
     log_p = -squared / (2 * sigma**2)
     log_p -= logsumexp(log_p, axis=1, keepdims=True)  # p over all j, i included
     constants = []
-    for seed in range(3):
+    for _ in range(3):
         phi = rng.dirichlet(np.ones(4), size=25)
         q = (phi / phi.sum(0)) @ phi.T  # q(j|i) = sum_c phi_ic phi_jc / m_c
         kl = float((q * (np.log(q) - log_p)).sum())

@@ -40,7 +40,8 @@ def test_approximate_search_never_returns_the_point_itself_among_duplicates():
 
 def test_pair_distances_match_the_matrix_form():
     generator = torch.Generator().manual_seed(0)
-    A, B = torch.randn(6, 4, generator=generator, dtype=torch.float64), torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    A = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    B = torch.randn(6, 4, generator=generator, dtype=torch.float64)
     for metric in ("euclidean", "sqeuclidean", "cosine", "manhattan"):
         torch.testing.assert_close(pair_distances(A, B, metric), kernel_input_distances(A, B, metric).diagonal())
 

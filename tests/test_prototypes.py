@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_icon._backend.training import train_lbfgs, train_minibatch
 from sklearn_icon._backend.affinities.labels import label_distribution
 from sklearn_icon._backend.divergence import label_kl
-from sklearn_icon._backend.kernels.prototypes import PROTOTYPE_KERNELS, PrototypeClassifier, debias_log_q, prototype_logits
+from sklearn_icon._backend.kernels.prototypes import (
+    PROTOTYPE_KERNELS,
+    PrototypeClassifier,
+    debias_log_q,
+    prototype_logits,
+)
+from sklearn_icon._backend.training import train_lbfgs, train_minibatch
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ import sklearn_icon._classifier as classifier_module
 import sklearn_icon._clustering as clustering_module
 import sklearn_icon._embedding as embedding_module
 from sklearn_icon import IConClassifier, IConClustering, IConEmbedding
-from sklearn_icon._backend.kernels.cluster import cluster_log_q_dense
-from sklearn_icon._backend.kernels.distance import log_kernel_matrix
-from sklearn_icon._backend.kernels.distance import log_q_from_log_kernel
-from sklearn_icon._backend.kernels.prototypes import debias_log_q, prototype_logits
 from sklearn_icon._backend.affinities import supervisory_distribution
+from sklearn_icon._backend.kernels.cluster import cluster_log_q_dense
+from sklearn_icon._backend.kernels.distance import log_kernel_matrix, log_q_from_log_kernel
+from sklearn_icon._backend.kernels.prototypes import debias_log_q, prototype_logits
 
 CPU = dict(device="cpu", random_state=0)
 FAST_EMBEDDING = dict(perplexity=5, max_iter=60, early_exaggeration_iter=20, **CPU)

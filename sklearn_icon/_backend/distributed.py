@@ -5,6 +5,7 @@ import torch.distributed as dist
 
 from .optim import given_gradient
 
+
 class ProcessGroupShard:
     """One process's share of a data-parallel mini-batch step over ``torch.distributed``.
 

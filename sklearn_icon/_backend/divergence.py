@@ -10,6 +10,7 @@ import math
 
 import torch
 
+
 def uniform_mass(n, normalization):
     """Probability the uniform distribution puts on one off-diagonal entry.
 

@@ -1,6 +1,8 @@
-"""Starting points: principal axes, PCA starts of a table, t-SNE's step-size rules."""
+"""Starting points and scales: principal axes, the starts of tables and cluster logits, step-size rules."""
 
+import numpy as np
 import torch
+
 
 def principal_axes(X, n_components):
     """Top principal axes of ``X``, with a deterministic sign.
@@ -42,3 +44,121 @@ def late_learning_rate_auto(n_samples):
     the exaggeration phase, ``early_exaggeration`` times larger after it.
     """
     return max(n_samples / 4.0, 50.0)
+
+
+def pca_table(X, n_components, generator, scale=1e-4):
+    """scikit-learn's PCA start of t-SNE: the principal components, the first scaled to std ``scale``.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, n_features), float64
+    n_components : int
+        With fewer features than components, the extra axes start random.
+    generator : torch.Generator
+    scale : float, default=1e-4
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n_components), float32
+    """
+    n = X.shape[0]
+    axes = principal_axes(X, min(n_components, X.shape[1]))
+    Y = (X - X.mean(0)) @ axes
+    if Y.shape[1] < n_components:
+        extra = torch.randn((n, n_components - Y.shape[1]), generator=generator, dtype=Y.dtype)
+        Y = torch.cat([Y, extra], 1)
+    std = Y[:, 0].std()
+    return (Y / (std if std > 0 else 1.0) * scale).to(torch.float32)
+
+
+def random_table(n, n_components, generator, scale=1e-4):
+    """A random start of t-SNE: Gaussian with standard deviation ``scale``."""
+    return scale * torch.randn((n, n_components), generator=generator)
+
+
+def padded_principal_axes(X, n_components):
+    """Principal axes of ``X`` as a linear map's start, zero columns past ``n_features``.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_features, n_components)
+    """
+    axes = principal_axes(X, min(n_components, X.shape[1]))
+    if axes.shape[1] < n_components:
+        pad = torch.zeros((X.shape[1], n_components - axes.shape[1]), dtype=axes.dtype)
+        axes = torch.cat([axes, pad], 1)
+    return axes
+
+
+def table_learning_rates(n_samples, learned, early_exaggeration, learning_rate):
+    """The step sizes of a table's two phases: ``learning_rate="auto"``'s rules, or one number.
+
+    For the Student-t kernel, scikit-learn's rule during exaggeration and
+    openTSNE's after it; for the Gaussian and cosine kernels, whose forces
+    no heavy tail damps, scikit-learn's rule divided by the exaggeration
+    throughout.
+
+    Returns
+    -------
+    early, late : float, float or None
+        ``late`` is None when the second phase keeps the first's step.
+    """
+    if learning_rate != "auto":
+        return float(learning_rate), None
+    early = learning_rate_auto(n_samples, early_exaggeration)
+    if learned == "student_t":
+        return early, late_learning_rate_auto(n_samples)
+    return early / early_exaggeration, None
+
+
+#: Walk steps smoothing the random start of free cluster logits.
+TABLE_INIT_WALKS = 10
+
+
+def smoothed_logits(P, n_clusters, generator, dtype, n_walks=TABLE_INIT_WALKS):
+    """Random cluster logits smoothed by walks on ``p``'s graph (a few power iterations).
+
+    Free logits started independently per point get stuck in fragmented,
+    graph-local clusters; smoothing them along the graph first gives
+    neighbors similar starts.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), sparse COO
+    n_clusters : int
+    generator : torch.Generator
+    dtype : torch.dtype
+    n_walks : int, default=TABLE_INIT_WALKS
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n_clusters), on the CPU
+        Each column standardised.
+    """
+    logits = torch.randn((P.shape[0], n_clusters), generator=generator, dtype=dtype).to(P.device)
+    for _ in range(n_walks):
+        logits = torch.sparse.mm(P, logits)
+        logits = (logits - logits.mean(0)) / logits.std(0).clamp_min(1e-12)
+    return logits.cpu()
+
+
+def unit_spread(X):
+    """``X`` centred and divided by its spread (root mean squared distance to the mean), and the spread.
+
+    The c-SNE loss depends on the data only through ``|x_i - x_j| /
+    bandwidth``; in these units it stays finite in float32 for data
+    scaled by 1e-30 or 1e30, and for identical points (spread one).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, n_features)
+
+    Returns
+    -------
+    scaled : ndarray of shape (n, n_features)
+    spread : float
+    """
+    centred = X - X.mean(0)
+    spread = float(np.sqrt((centred**2).sum(1).mean()))
+    spread = spread if np.isfinite(spread) and spread > 0 else 1.0
+    return centred / spread, spread

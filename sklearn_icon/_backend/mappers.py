@@ -5,8 +5,9 @@ t-SNE): the embedding tensor itself is optimised, so it needs no module.
 ``linear``, ``mlp`` and ``orthonormal`` (a linear projection with
 orthonormal columns, PCA's mapper) are functions of the input, so they embed
 new points too; a user's module factory is one more (:func:`build_user_module`).
-The clustering's ``table`` is :class:`FreeLogits`, a module of free logits. All parameters are initialised from a local ``torch.Generator``;
-torch's global seed is never touched.
+The clustering's ``table`` is :class:`FreeLogits`, a module of free logits.
+All parameters are initialised from a local ``torch.Generator``; torch's
+global seed is never touched.
 """
 
 import math

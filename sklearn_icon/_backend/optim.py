@@ -272,7 +272,8 @@ def first_order(
     steps_per_iter : int, default=1
         Optimiser steps per iteration (batches per epoch).
     check_every : int, default=N_ITER_CHECK
-        Iterations between checkpoints; the last iteration is one too.
+        Iterations between checkpoints; with ``average``, the last
+        iteration is one too.
     average : bool, default=False
         Record at each checkpoint the mean step loss since the previous
         one (a step's weight its ``weight`` attribute, when it sets one)
@@ -311,7 +312,8 @@ def first_order(
         update.start(phase)
         while it < phase_end and not converged:
             it += 1
-            checkpoint = it % check_every == 0 or it == max_iter
+            # An averaged window ends at the last iteration too, so that no step goes unrecorded.
+            checkpoint = it % check_every == 0 or (average and it == max_iter)
             for _ in range(steps_per_iter):
                 for parameter in parameters:
                     parameter.grad = None

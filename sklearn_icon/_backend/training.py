@@ -10,6 +10,7 @@ sampled cluster loss, and class prototypes by L-BFGS or mini-batch Adam.
 
 import math
 
+import numpy as np
 import torch
 
 from .optim import (
@@ -350,3 +351,44 @@ def train_minibatch(
 def train_lbfgs(parameters, objective, *, max_iter=200, tol=1e-4, verbose=0, prefix="IConClassifier"):
     """Full-batch L-BFGS: see :func:`~sklearn_icon._backend.optim.lbfgs`."""
     return lbfgs(parameters, objective, max_iter=max_iter, tol=tol, verbose=verbose, prefix=prefix)
+
+
+def standardized_augmentation(augment, X, mean, scale, generator, device, dtype):
+    """A user's ``augment(X, generator)`` on the raw input, then the mapper's standardisation.
+
+    Parameters
+    ----------
+    augment : callable
+        ``augment(rows, generator) -> rows'`` on raw float rows.
+    X : ndarray of shape (n, n_features)
+        The raw training input.
+    mean, scale : ndarray of shape (n_features,)
+        The mapper's standardisation.
+    generator : torch.Generator
+        Seeds the generator on ``device`` that ``augment`` receives.
+    device : torch.device
+    dtype : torch.dtype
+
+    Returns
+    -------
+    callable
+        ``augmented(index)``: fresh standardised views of the rows ``index``
+        (None: all of them).
+    """
+    raw = torch.tensor(np.asarray(X), dtype=dtype, device=device)
+    mean = torch.as_tensor(mean, dtype=dtype, device=device)
+    scale = torch.as_tensor(scale, dtype=dtype, device=device)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    device_generator = torch.Generator(device=device).manual_seed(seed)
+
+    def augmented(index):
+        batch = raw if index is None else raw[index]
+        views = augment(batch.clone(), device_generator)
+        if not isinstance(views, torch.Tensor) or views.shape != batch.shape:
+            shape = getattr(views, "shape", type(views).__name__)
+            raise ValueError(
+                f"augment(X, generator) must return a tensor of the input's shape {tuple(batch.shape)}; got {shape}."
+            )
+        return (views.to(dtype) - mean) / scale
+
+    return augmented

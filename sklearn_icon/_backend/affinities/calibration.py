@@ -4,6 +4,7 @@ import math
 
 import torch
 
+
 def _log_kernel(dist, precision, kernel):
     """Unnormalised log affinities of a supervisory kernel at a precision."""
     if kernel == "gaussian":

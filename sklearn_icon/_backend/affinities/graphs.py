@@ -6,6 +6,7 @@ import torch
 
 from .neighbors import nearest_neighbors
 
+
 def rows_to_sparse(values, idx, n):
     """Sparse COO matrix whose row ``i`` holds ``values[i]`` at ``idx[i]``."""
     k = idx.shape[1]
@@ -206,3 +207,12 @@ class WalkSampler:
         for t in range(1, self.n_walk_steps + 2):
             nodes = torch.where(lengths >= t, self.step(nodes, generator), nodes)
         return nodes, nodes != anchors
+
+
+def log_degrees(P):
+    """Log degree of each node in the symmetrised graph ``(P + P^T) / 2`` of a row-stochastic ``P``.
+
+    The weights of the ``cluster_degree`` kernel (normalised cuts).
+    """
+    in_mass = torch.zeros(P.shape[0], dtype=P.dtype, device=P.device).index_add_(0, P.indices()[1], P.values())
+    return torch.log(0.5 * (1.0 + in_mass))

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..divergence import mix_uniform
+from ..mappers import make_mapper
 
 PROTOTYPE_KERNELS = ("softmax", "cosine", "harmonic")
 
@@ -139,3 +140,95 @@ class PrototypeClassifier(nn.Module):
         for weight in self.penalized_weights():
             total = total + 0.5 * (weight * weight).sum()
         return total
+
+
+def build_prototype_classifier(
+    inputs,
+    class_index,
+    weight,
+    n_classes,
+    generator,
+    *,
+    mapper,
+    hidden_layer_sizes=(100,),
+    kernel="softmax",
+    temperature=0.1,
+    exponent=2.0,
+    alpha_q=0.0,
+):
+    """A :class:`PrototypeClassifier` at its starting point.
+
+    The ``linear`` softmax model starts where ``LogisticRegression`` does
+    (identity features, zero prototypes); an ``mlp`` body starts at
+    PyTorch's initialisation drawn from ``generator``; the ``cosine`` and
+    ``harmonic`` kernels start each prototype at its class's (weighted)
+    mean feature vector, where their gradients are informative.
+
+    Parameters
+    ----------
+    inputs : torch.Tensor of shape (n, n_features)
+        Standardised training input.
+    class_index : torch.Tensor of shape (n,)
+    weight : torch.Tensor of shape (n,)
+        Sample weights.
+    n_classes : int
+    generator : torch.Generator
+    mapper : {"linear", "mlp"}
+    hidden_layer_sizes : tuple of int, default=(100,)
+    kernel, temperature, exponent, alpha_q
+        See :class:`PrototypeClassifier`.
+
+    Returns
+    -------
+    PrototypeClassifier
+    """
+    dtype, device = inputs.dtype, inputs.device
+    n_features = inputs.shape[1]
+    if mapper == "linear" and kernel == "softmax":
+        body = torch.nn.Identity()
+        width = n_features
+    elif mapper == "linear":
+        # Normalisation and distances do not absorb a linear map into the
+        # prototypes: learn an affine map, starting from the identity.
+        body = torch.nn.Linear(n_features, n_features, dtype=dtype, device=device)
+        with torch.no_grad():
+            body.weight.copy_(torch.eye(n_features, dtype=dtype))
+            body.bias.zero_()
+        width = n_features
+    else:
+        sizes = tuple(hidden_layer_sizes)
+        body = torch.nn.Sequential(
+            make_mapper(
+                "mlp",
+                n_features=n_features,
+                n_components=sizes[-1],
+                hidden_layer_sizes=sizes[:-1],
+                generator=generator,
+                dtype=dtype,
+            ),
+            torch.nn.ReLU(),
+        ).to(device)
+        width = sizes[-1]
+    if kernel == "softmax":
+        if mapper == "linear":
+            # The convex case starts where LogisticRegression does.
+            prototypes = torch.zeros((n_classes, width), dtype=dtype)
+        else:
+            bound = width**-0.5
+            prototypes = (torch.rand((n_classes, width), generator=generator, dtype=dtype) * 2 - 1) * bound
+        prototypes = prototypes.to(device)
+    else:
+        # Distance and angle kernels start each prototype at its class's
+        # mean feature vector, where their gradients are informative.
+        with torch.no_grad():
+            features = body(inputs)
+            one_hot = torch.nn.functional.one_hot(class_index, n_classes).to(dtype) * weight[:, None]
+            prototypes = (one_hot.T @ features) / one_hot.sum(0).clamp_min(1e-12)[:, None]
+    return PrototypeClassifier(
+        body,
+        prototypes,
+        kernel=kernel,
+        temperature=temperature,
+        exponent=exponent,
+        alpha_q=alpha_q,
+    )

@@ -7,6 +7,7 @@ import torch
 from ..divergence import debias, kl_divergence, uniform_mass
 from ..kernels.distance import log_kernel_matrix, log_q_from_log_kernel
 
+
 def icon_loss(
     P,
     Y,

@@ -16,7 +16,7 @@ import warnings
 
 import torch
 
-from ..divergence import debias, uniform_mass, _xlogx
+from ..divergence import _xlogx, debias, uniform_mass
 from ..kernels.distance import DISTANCE_KERNELS, distance_kernel_terms, log_kernel_matrix, log_q_from_log_kernel
 
 #: A sparse ``p`` with more than this share of all pairs nonzero is handled as
@@ -334,3 +334,24 @@ class DistanceKernelObjective:
             return None
         # Each row of p~ (conditional) or all of it (joint) sums to one.
         return self._per_anchor(self.entropy - cross + torch.log(normaliser).sum())
+
+
+def exact_buffers(normalization, *, closed_form=True, alpha_q=0.0, dense_input=False):
+    """How many ``n x n`` matrices an exact fit holds at once at its peak.
+
+    Closed form: the dense ``p``, the kernel and work buffers and the
+    loss's temporary; the conditional normalisation adds the symmetrised
+    ``p`` and one more temporary, ``alpha_q`` the kernel's share of each
+    debiased ``q``. Autograd: ``p`` and about eight intermediates of the
+    log-space loss. ``dense_input`` (a fixed bandwidth, precomputed
+    distances or affinities) adds the float64 matrix ``p`` is built from.
+
+    Returns
+    -------
+    int
+    """
+    if closed_form:
+        buffers = {"joint": 4, "conditional": 6}[normalization] + (1 if alpha_q > 0 else 0)
+    else:
+        buffers = 10
+    return buffers + (4 if dense_input else 0)

@@ -17,6 +17,7 @@ import torch
 from ..divergence import mix_uniform
 from ..kernels.distance import log_kernel_matrix
 
+
 class SampledNeighborLoss:
     """The I-Con loss of a batch of anchors, each with one sampled neighbour.
 
