@@ -18,11 +18,7 @@ from sklearn_icon import IConClassifier
 CPU = dict(device="cpu", random_state=0)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(return_X_y=True)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("load", [load_digits, load_breast_cancer], ids=["digits", "breast_cancer"])
 def test_linear_softmax_is_logistic_regression(load):
     """Same objective as LogisticRegression(C) after a StandardScaler (multiclass and binary)."""
@@ -35,6 +31,7 @@ def test_linear_softmax_is_logistic_regression(load):
     assert (ours.predict(X) == theirs.predict(scaled)).mean() >= 0.99
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("load", [load_digits, load_wine, load_breast_cancer], ids=["digits", "wine", "breast_cancer"])
 def test_default_accuracy_matches_logistic_regression(load):
     X, y = load(return_X_y=True)
@@ -44,6 +41,7 @@ def test_default_accuracy_matches_logistic_regression(load):
     assert ours >= theirs - 0.005
 
 
+@pytest.mark.slow
 def test_mlp_harmonic_reaches_097_on_digits(digits):
     X, y = digits
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
@@ -68,6 +66,7 @@ def test_debiasing_is_label_smoothing_and_calibrates(digits):
     assert smooth.loss_ == pytest.approx(cross_entropy - entropy + penalty, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_grid_search_over_kernels_and_alpha_refits():
     X, y = load_iris(return_X_y=True)
     search = GridSearchCV(

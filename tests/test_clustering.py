@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits, make_blobs, make_moons
@@ -94,6 +95,7 @@ def test_labels_are_consecutive_and_match_predict(blobs):
     np.testing.assert_array_equal(proba.argmax(1), model.labels_)
 
 
+@pytest.mark.slow
 def test_same_random_state_same_labels(blobs):
     X, _ = blobs
     for params in (dict(), dict(mapper="mlp", hidden_layer_sizes=(8,)), dict(mapper="table")):
@@ -103,11 +105,27 @@ def test_same_random_state_same_labels(blobs):
         assert a.loss_ == b.loss_
 
 
-def test_n_init_keeps_the_lowest_loss(blobs):
+def test_n_init_keeps_the_lowest_loss(blobs, monkeypatch):
+    import sklearn_icon._clustering as clustering_module
+
     X, _ = blobs
-    single = [IConClustering(n_clusters=4, n_init=1, max_iter=150, device="cpu", random_state=0)]
+    restarts = []
+    train = clustering_module.train_assignments
+
+    def recording(model, objective, **kwargs):
+        result = train(model, objective, **kwargs)
+        with torch.no_grad():
+            restarts.append((result.losses[-1], model(objective.inputs).argmax(1).numpy()))
+        return result
+
+    monkeypatch.setattr(clustering_module, "train_assignments", recording)
     best = IConClustering(n_clusters=4, n_init=3, max_iter=150, device="cpu", random_state=0).fit(X)
-    assert best.loss_ <= single[0].fit(X).loss_
+    losses = [loss for loss, _ in restarts]
+    assert len(losses) == 3 and len(set(losses)) == 3, "the restarts must differ for the choice to matter"
+    kept = int(np.argmin(losses))
+    assert best.loss_ == losses[kept]
+    # The labels are the kept restart's (up to the renumbering of empty clusters).
+    assert adjusted_rand_score(restarts[kept][1], best.labels_) == 1.0
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +140,7 @@ def held_out_accuracy(model, X_train, y_train, X_test, y_test):
     return np.mean([mapping.get(c, -1) == t for c, t in zip(model.predict(X_test), y_test)])
 
 
+@pytest.mark.slow
 def test_default_beats_kmeans_on_digits_and_on_held_out_points(digits_split):
     X_train, X_test, y_train, y_test = digits_split
     model = IConClustering(n_clusters=10, random_state=0, device="cpu").fit(X_train)
@@ -134,6 +153,7 @@ def test_default_beats_kmeans_on_digits_and_on_held_out_points(digits_split):
     assert ours >= theirs + 0.02
 
 
+@pytest.mark.slow
 def test_weight_decay_closes_the_generalisation_gap(digits_split):
     """With weight_decay, predict on held-out points is within 0.03 of the training accuracy.
 

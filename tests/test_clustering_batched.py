@@ -54,6 +54,7 @@ def test_sampled_cross_entropy_estimates_the_exact_loss(graph):
     assert estimate == pytest.approx(exact_cross, rel=0.01)
 
 
+@pytest.mark.slow
 def test_batched_fit_clusters_digits_and_is_deterministic():
     X, y = load_digits(return_X_y=True)
     first = IConClustering(n_clusters=10, batch_size=512, device="cpu", random_state=0).fit(X)

@@ -41,6 +41,7 @@ def _worker(rank, world_size, port, path):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
 def test_two_gloo_processes_fit_the_single_process_loss(tmp_path):
     path = str(tmp_path / "rank0.npz")

@@ -23,6 +23,7 @@ def local_cluster():
         yield client
 
 
+@pytest.mark.slow
 def test_grid_search_on_a_dask_cluster_finds_the_default_backends_best(local_cluster):
     X, y = load_digits(return_X_y=True)
     X, y = X[:400], y[:400]

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_digits, make_blobs
+from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE, trustworthiness
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
@@ -21,11 +21,6 @@ FAST = dict(max_iter=150, early_exaggeration_iter=50, device="cpu", random_state
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_digits(return_X_y=True)
-
-
-@pytest.fixture(scope="module")
 def blobs():
     return make_blobs(n_samples=120, n_features=5, centers=3, random_state=0)
 
@@ -34,6 +29,7 @@ def knn_accuracy(embedding, y):
     return cross_val_score(KNeighborsClassifier(n_neighbors=10), embedding, y, cv=5).mean()
 
 
+@pytest.mark.slow
 def test_default_matches_sklearn_tsne_quality_on_digits(digits):
     X, y = digits
     model = IConEmbedding(random_state=0, device="cpu")
@@ -243,6 +239,7 @@ def test_pca_init_starts_from_the_principal_components(blobs):
     assert min(corr) > 0.99
 
 
+@pytest.mark.slow
 def test_debiased_tsne_does_not_collapse_under_early_exaggeration(digits):
     # With the uniform part exaggerated too, alpha=0.2 collapsed digits to one
     # point (10-NN accuracy 0.22); measured now: 0.972 (0.967 with exaggeration off).

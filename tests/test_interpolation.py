@@ -93,6 +93,7 @@ def test_objective_in_one_dimension(digits_p):
     assert float((grad - exact_grad).norm() / exact_grad.norm()) < 1e-4
 
 
+@pytest.mark.slow
 def test_fft_embedding_matches_exact_quality():
     X, y = load_digits(return_X_y=True)
     X, y = X[:800], y[:800]
@@ -171,6 +172,7 @@ def test_fft_on_cuda_matches_cpu_quality():
     assert accuracy > cpu_accuracy - 0.01
 
 
+@pytest.mark.slow
 def test_fft_on_digits_is_within_001_of_exact_accuracy():
     # Measured: 0.9733 (fft) against 0.9739 (exact), seeds 0-2 alike (PCA start).
     X, y = load_digits(return_X_y=True)

@@ -7,18 +7,20 @@ import pytest
 import scipy.sparse as sp
 import torch
 from scipy.linalg import subspace_angles
+from scipy.spatial.distance import squareform
 from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.cluster import SpectralClustering
-from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
+from sklearn.manifold._t_sne import _kl_divergence
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_icon import IConClassifier, IConEmbedding
+from sklearn_icon._backend.affinities import supervisory_distribution
 from sklearn_icon._backend.affinities.labels import shared_label_distribution
 from sklearn_icon._backend.divergence import kl_divergence
 from sklearn_icon._backend.kernels.distance import log_kernel_matrix, log_q_from_log_kernel
@@ -26,11 +28,7 @@ from sklearn_icon._backend.objectives.cluster import cluster_loss
 from sklearn_icon.methods import METHODS, make_method, method_table
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(return_X_y=True)
-
-
+@pytest.mark.slow
 def test_spectral_preset_is_spectral_clustering(digits):
     # Corollary 4: the k-means instance on SpectralClustering's embedding.
     # Measured on these 600 digits: ARI 0.990-0.995 with SpectralClustering's
@@ -119,9 +117,18 @@ def test_method_table_lists_each_method_once_in_order():
     assert all(row["theorem"] and row["reference"] for row in method_table())
 
 
-def test_tsne_is_the_default_embedding():
-    # The defaults' loss equals scikit-learn's t-SNE KL (tests/test_embedding.py).
+@pytest.mark.slow
+def test_tsne_is_the_default_embedding(digits):
     assert make_method("tsne").get_params() == IConEmbedding().get_params()
+    X = digits[0][:300]
+    params = dict(max_iter=300, device="cpu", random_state=0)
+    preset = make_method("tsne", **params).fit(X)
+    default = IConEmbedding(**params).fit(X)
+    np.testing.assert_array_equal(preset.embedding_, default.embedding_)
+    # Its loss is scikit-learn's t-SNE KL of that embedding under the same joint P.
+    P = supervisory_distribution(torch.as_tensor(X, dtype=torch.float64), perplexity=30.0).to_dense().numpy()
+    reference, _ = _kl_divergence(preset.embedding_.astype(np.float64).ravel(), squareform(P, checks=False), 1, 300, 2)
+    assert preset.kl_divergence_ == pytest.approx(reference, rel=1e-4)
 
 
 def supcon_reference(features, labels, temperature):
@@ -201,6 +208,7 @@ def test_label_weight_needs_labels_and_refuses_ambiguity(digits):
     np.testing.assert_array_equal(plain.fit_transform(X, y), plain.fit_transform(X))
 
 
+@pytest.mark.slow
 def test_few_labels_improve_the_embedding_of_unlabelled_points(digits):
     X, y = digits
     rng = np.random.default_rng(0)
@@ -217,6 +225,7 @@ def test_few_labels_improve_the_embedding_of_unlabelled_points(digits):
     assert unlabelled_accuracy(semi) > unlabelled_accuracy(unsupervised)
 
 
+@pytest.mark.slow
 def test_cross_entropy_is_multinomial_logistic_regression(digits):
     X, y = digits
     ours = make_method("cross_entropy", tol=1e-8, max_iter=1000).fit(X, y)
@@ -287,6 +296,7 @@ def test_csne_loss_is_theorem_13s_kmeans_identity():
     assert np.ptp(constants) < 1e-10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["blobs", "digits"])
 def test_kmeans_matches_kmeans_inertia(dataset, digits):
     from sklearn.cluster import KMeans
@@ -350,6 +360,7 @@ def test_a_mapper_factory_must_return_a_module(digits):
         IConEmbedding(mapper=lambda n_features, n_components: 3, max_iter=10).fit(digits[0][:100])
 
 
+@pytest.mark.slow
 def test_pca_learns_the_principal_subspace(digits):
     # Theorem 2: with p(j|i) = 1[i = j], q including the self pair and a wide
     # Gaussian, the loss is minus the projected variance to first order; an
@@ -419,19 +430,21 @@ def cluster_head(n_features, n_clusters):
     return torch.nn.Sequential(torch.nn.Linear(n_features, 64), torch.nn.GELU(), torch.nn.Linear(64, n_clusters))
 
 
+@pytest.mark.slow
 def test_a_user_module_clusters_and_predicts(digits):
     from sklearn_icon import IConClustering
     from sklearn_icon.metrics import clustering_accuracy
 
     X, y = digits
-    params = dict(n_clusters=10, mapper=cluster_head, n_init=1, max_iter=100, random_state=0, device="cpu")
+    params = dict(n_clusters=10, mapper=cluster_head, n_init=3, max_iter=100, device="cpu")
     state = torch.get_rng_state()
-    model = IConClustering(**params).fit(X[:800])
+    models = [IConClustering(**params, random_state=seed).fit(X[:800]) for seed in range(3)]
     torch.testing.assert_close(torch.get_rng_state(), state)
+    model = models[0]
     assert isinstance(model.mapper_, torch.nn.Sequential)
-    np.testing.assert_array_equal(IConClustering(**params).fit(X[:800]).labels_, model.labels_)
-    # Measured 0.905 (seeds 1 and 2: 0.78 and 0.87, one restart only).
-    assert clustering_accuracy(y[:800], model.labels_) > 0.85
+    np.testing.assert_array_equal(IConClustering(**params, random_state=0).fit(X[:800]).labels_, model.labels_)
+    # Every seed, not one: with three restarts, seeds 0-2 reach 0.905, 0.873, 0.873.
+    assert all(clustering_accuracy(y[:800], m.labels_) > 0.85 for m in models)
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.predict(X[800:]), model.predict(X[800:]))
     with pytest.raises(TypeError, match="must return a torch.nn.Module; got str"):

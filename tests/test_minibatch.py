@@ -59,6 +59,7 @@ def test_exaggeration_adds_attraction_to_the_neighbor_only():
     assert abs(float(exaggerated_loss) - float(loss(Y[:5], Y, anchors, neighbors))) < 1e-12
 
 
+@pytest.mark.slow
 def test_minibatch_embedding_of_digits():
     # Measured: batch_size=256, 1000 steps, mlp: 10-NN accuracy 0.942 in ~10 s
     # (full batch: 0.965 in ~23 s; batch_size=512: 0.952).

@@ -3,20 +3,15 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
 from sklearn_icon import IConClustering, IConEmbedding
 from sklearn_icon._backend.affinities.neighbors import kernel_input_distances, nearest_neighbors, pair_distances
 from sklearn_icon.metrics import clustering_accuracy
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(return_X_y=True)
-
-
 # pynndescent compiles per metric (~15-45 s each), so only the default metric
 # is searched here; pair_distances checks the other metrics' kernel inputs.
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", ["euclidean"])
 def test_approximate_search_finds_the_exact_neighbors(digits, metric):
     X = torch.as_tensor(digits[0][:1000])
@@ -54,6 +49,7 @@ def test_auto_is_exact_for_small_data(digits):
     assert torch.equal(auto[1], exact[1])
 
 
+@pytest.mark.slow
 def test_estimators_with_approximate_neighbors_keep_their_quality(digits):
     X, y = digits
     embedding = IConEmbedding(neighbors="approximate", max_iter=500, random_state=0, device="cpu").fit(X)
