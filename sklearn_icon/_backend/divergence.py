@@ -64,7 +64,10 @@ def mix_uniform(log_q, alpha_q, uniform):
     """
     if alpha_q == 0:
         return log_q
-    return torch.logaddexp(log_q + math.log1p(-alpha_q), torch.full_like(log_q, math.log(alpha_q * uniform)))
+    mass = alpha_q * uniform
+    # A subnormal alpha_q times u can underflow to zero; its logarithm cannot.
+    log_mass = math.log(mass) if mass > 0 else math.log(alpha_q) + math.log(uniform)
+    return torch.logaddexp(log_q + math.log1p(-alpha_q), torch.full_like(log_q, log_mass))
 
 
 def kl_divergence(P, log_q, normalization):
