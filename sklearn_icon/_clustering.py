@@ -85,9 +85,9 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
         Neighbours of the ``knn`` graph.
     n_walk_steps : int, default=2
         Neighbour propagation: ``p~ ∝ P + P^2 + ... + P^(1 + n_walk_steps)``.
-        Wider neighbourhoods smooth the loss landscape: on digits, 2 steps
-        gave a mean Hungarian accuracy of 0.907 over five seeds where 1 step
-        gave 0.867, at about three times the cost per iteration.
+        Wider neighbourhoods smooth the loss landscape (the user guide
+        gives the accuracy of 1 and 2 steps on digits), at a cost per
+        iteration that grows with the number of propagated edges.
     propagation : {"sum", "reachable"}, default="sum"
         ``sum`` weighs walks by their probability; ``reachable`` is uniform
         over every point a walk reaches.
@@ -140,34 +140,28 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
         the anchors. Memory and time per step no longer depend on the
         walks, which makes large data feasible; needs
         ``propagation="sum"`` and ``learned="cluster"``. ``"auto"``: None
-        up to 2000 samples or when those do not hold, 4096 beyond. On
-        MNIST-70k (PCA-50) with ``mapper="mlp"`` and 4096, one fit takes
-        about a minute on two CPU cores, k-NN search included, for a
-        Hungarian accuracy of 0.87-0.95 (seeds 0-2).
+        up to 2000 samples or when those do not hold, 4096 beyond (which
+        clusters MNIST-70k in about a minute on two CPU cores with
+        ``mapper="mlp"``; see the scaling page).
     learning_rate : float, default=0.05
         Adam's step size.
     weight_decay : float, default=0.0
         Decoupled weight decay (AdamW): every step shrinks the mapper's
         parameters by ``learning_rate * weight_decay``, which keeps the
         cluster logits soft and helps ``predict`` generalise: set it to 1.0
-        when new points will be predicted. On 80/20 splits of digits (seeds
-        0, 1, 2) the held-out accuracy fell short of the training accuracy
-        by 0.054, 0.000, 0.027 without it and by 0.004, 0.002, 0.008 with
-        1.0 (on split 0, 0.1, 0.3 and 0.5 left 0.047, 0.050 and 0.057), at
-        a cost in training accuracy (all of digits, seeds 0-4: mean 0.889,
-        min 0.856, instead of 0.907 and 0.867). It is off by default
-        because it also blunts low-dimensional data: on 2-D blobs, 1.0
-        lowered the ARI from 1.00 to 0.94.
+        when new points will be predicted. It costs some training accuracy
+        and blunts low-dimensional data, so it is off by default; the user
+        guide gives the held-out gaps and accuracies it trades.
     metric : {"euclidean", "sqeuclidean", "cosine", "manhattan", "precomputed"}, default="euclidean"
         Metric of the neighbour search; ``precomputed``: ``X`` is a square
         distance matrix.
     neighbors : {"auto", "exact", "approximate"}, default="auto"
         Neighbour search behind the supervisory kernel. ``approximate`` uses
-        pynndescent (its first call in a process compiles numba code for
-        ~45 s); ``auto`` searches exactly on a GPU and while
-        ``n_samples**2 * n_features <= 2.5e11`` (MNIST-70k in 50 dimensions,
-        91 neighbours: 16 s exactly on two CPU cores, against 25 s for a
-        warm pynndescent), approximately beyond.
+        pynndescent (its first call in a process compiles numba code, which
+        takes tens of seconds); ``auto`` searches exactly on a GPU and while
+        ``n_samples**2 * n_features <= 2.5e11`` (up to about MNIST-70k in 50
+        dimensions, where an exact search on a CPU is still faster than a
+        compiled pynndescent), approximately beyond.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to optimise; fitted state is kept on the CPU.
     random_state : int, RandomState instance or None, default=None

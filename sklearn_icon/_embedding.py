@@ -34,18 +34,17 @@ from ._base import (
 )
 
 #: Fewest samples for which ``method="auto"`` interpolates the repulsion,
-#: where openTSNE leaves Barnes-Hut for it. Below it the interpolation is
-#: faster but its KL is not as low: MNIST 5000 (bench_embedding.py,
-#: 2026-11-29) FFT 10.9 s, KL 1.543; exact 32.8 s, KL 1.484; openTSNE's
-#: Barnes-Hut 20.3 s, KL 1.504.
+#: where openTSNE leaves Barnes-Hut for it: below it the interpolation is
+#: faster but reaches a higher KL than the exact loss (benchmarks/RESULTS.md,
+#: "Measurements behind the defaults").
 FFT_MIN_SAMPLES = 10000
 
 LOSS_METHODS = ("auto", "exact", "fft")
 
 #: ``max_iter=None``: t-SNE's iterations for ``table`` at openTSNE's budget
 #: (its larger step after exaggeration reaches there the KL scikit-learn's
-#: 1000 reach), Adam steps for parametric mappers and mini-batches (digits,
-#: mlp, batch_size=256: 10-NN accuracy 0.942 after 1000 steps, 0.929 after 750).
+#: 1000 reach); Adam steps for parametric mappers and mini-batches, which
+#: still gain from the last 250 (benchmarks/RESULTS.md).
 TABLE_MAX_ITER = 750
 ADAM_MAX_ITER = 1000
 
@@ -105,10 +104,9 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         p_label``, with ``p_label`` uniform over the other samples that
         share its label (SupCon's ``p``; InfoNCE's when ``groups`` name the
         views of one item). Samples labelled ``-1`` keep ``p_data``, so a
-        few labels guide the embedding of the rest (semi-supervised: on
-        digits with 10% of the labels, 0.7 raised the 10-NN accuracy of the
-        unlabelled points from 0.977-0.979 by 0.003-0.009 for every seed
-        0-4). With 0, labels are ignored, as ``TSNE`` ignores ``y``.
+        few labels guide the embedding of the rest (semi-supervised; the
+        user guide shows the gain on digits). With 0, labels are ignored,
+        as ``TSNE`` ignores ``y``.
     normalization : {"joint", "conditional"}, default="joint"
         ``joint``: t-SNE's ``KL(P || Q)`` over pairs with symmetrised ``P``;
         ``conditional``: I-Con's mean over points of ``KL(p(.|i) || q(.|i))``.
@@ -202,11 +200,11 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         distances to reproduce the Euclidean metric).
     neighbors : {"auto", "exact", "approximate"}, default="auto"
         Neighbour search behind the supervisory kernel. ``approximate`` uses
-        pynndescent (its first call in a process compiles numba code for
-        ~45 s); ``auto`` searches exactly on a GPU and while
-        ``n_samples**2 * n_features <= 2.5e11`` (MNIST-70k in 50 dimensions,
-        91 neighbours: 16 s exactly on two CPU cores, against 25 s for a
-        warm pynndescent), approximately beyond.
+        pynndescent (its first call in a process compiles numba code, which
+        takes tens of seconds); ``auto`` searches exactly on a GPU and while
+        ``n_samples**2 * n_features <= 2.5e11`` (up to about MNIST-70k in 50
+        dimensions, where an exact search on a CPU is still faster than a
+        compiled pynndescent), approximately beyond.
     method : {"auto", "exact", "fft"}, default="auto"
         How the loss and its gradient are computed. ``exact``: over all
         pairs, ``O(n_samples ** 2)`` per iteration. ``fft``: attraction over

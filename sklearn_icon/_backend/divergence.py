@@ -127,5 +127,32 @@ def label_kl(P, log_q, sample_weight=None):
     return (sample_weight * per_point).sum() / sample_weight.sum()
 
 
+def debiased_entropy(p_data, uniform_weight, n_candidates, multiplicity=1):
+    """``sum p~ log p~`` of a debiased sparse ``p~ = (1 - alpha) p + alpha u`` over its candidates.
+
+    Parameters
+    ----------
+    p_data : torch.Tensor of shape (nnz,)
+        ``(1 - alpha) p`` on the stored entries of ``p``.
+    uniform_weight : float
+        ``alpha u``, what every candidate pair receives from the uniform part.
+    n_candidates : int or float
+        Pairs the uniform part covers (``n (n - 1)``, or ``n^2`` when a
+        point is its own candidate); those outside ``p``'s entries hold
+        ``alpha u`` alone.
+    multiplicity : int, default=1
+        Candidate pairs each stored entry stands for (2 when only one
+        triangle of a symmetric ``p`` is stored).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    mixed = p_data + uniform_weight
+    stored = multiplicity * torch.special.xlogy(mixed, mixed).sum()
+    return stored + (n_candidates - multiplicity * p_data.numel()) * _xlogx(uniform_weight)
+
+
 def _xlogx(value):
     return value * math.log(value) if value > 0 else 0.0

@@ -43,9 +43,8 @@ def kernel_input_distances(X, Z, metric):
 
 
 #: Largest ``n_samples**2 * n_features`` searched exactly on a CPU by
-#: ``method="auto"``: MNIST-70k reduced to 50 dimensions, 91 neighbours, takes
-#: 16 s exactly on two cores; pynndescent took 70 s in a fresh process (most
-#: of it numba compilation) and 25 s once compiled.
+#: ``method="auto"``: up to about MNIST-70k in 50 dimensions, where the exact
+#: blocked search still beats pynndescent, even compiled (benchmarks/RESULTS.md).
 EXACT_SEARCH_MAX_WORK = 2.5e11
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..affinities.neighbors import kernel_input_distances
-from ..divergence import mix_uniform
+from ..divergence import debiased_entropy, mix_uniform
 from ..kernels.cluster import _factors, _log_q_blocks, cluster_log_q
 
 #: ``softplus`` is linear past this; ``e^-40`` is below float64's resolution of 1.
@@ -42,9 +42,7 @@ class _AllPairsLogQ(torch.autograd.Function):
     a block costs a product, a logarithm and a sum forward, and a
     reciprocal and two products backward. Autograd through the same loop
     kept every block's intermediates and walked them back one operation at
-    a time (digits, 10 clusters, 2 threads, per loss and gradient: 35 ms
-    there, 20 ms here, 4 ms without the all-pairs term; with ``alpha_q``
-    56 and 40 ms).
+    a time, which measured slower (benchmarks/RESULTS.md).
     """
 
     @staticmethod
@@ -138,11 +136,9 @@ def cluster_loss(P, log_phi, *, alpha=0.0, alpha_q=0.0, log_degree=None, block_s
     p = P.values().to(log_phi.dtype)
     log_q_edges = cluster_log_q(log_phi, rows, cols, log_degree=log_degree, alpha_q=alpha_q, edges=edges)
     u = alpha / n
-    mixed = (1.0 - alpha) * p + u
-    # sum p~ log p~: edges, plus the n^2 - nnz pairs that hold only u.
-    entropy = torch.special.xlogy(mixed, mixed).sum()
+    # q counts a point as its own candidate: the uniform part covers all n^2 pairs.
+    entropy = debiased_entropy((1.0 - alpha) * p, u, n * n)
     if u > 0:
-        entropy = entropy + (n * n - p.numel()) * u * math.log(u)
         cross = (1.0 - alpha) * (p * log_q_edges).sum()
         cross = cross + u * _sum_log_q_all_pairs(log_phi, log_degree, alpha_q, block_size)
     else:

@@ -16,23 +16,18 @@ import warnings
 
 import torch
 
-from ..divergence import _xlogx, debias, uniform_mass
+from ..divergence import debias, debiased_entropy, uniform_mass
 from ..kernels.distance import DISTANCE_KERNELS, distance_kernel_terms, log_kernel_matrix, log_q_from_log_kernel
 
 #: A sparse ``p`` with more than this share of all pairs nonzero is handled as
 #: a dense matrix: past it, per-edge gathers cost more than the dense pass
-#: they save. Measured on t-SNE's P (2 threads, float32, per gradient, dense
-#: vs sparse): digits at perplexity 30 (density 0.064) 5.4 vs 4.2 ms, at 60
-#: (0.123) 6.9 vs 6.7 ms, at 120 (0.248) 6.9 vs 9.7 ms; MNIST 5000 (0.025)
-#: 54 vs 44 ms. With ``alpha_q`` the sparse layout wins too (digits 18.4 vs
-#: 15.4 ms).
+#: they save (the timings per density are in benchmarks/RESULTS.md).
 SPARSE_DENSITY_LIMIT = 0.1
 
 
 #: The limit when ``p`` is debiased (``alpha > 0``): the uniform part's
 #: attraction then needs a dense pass of its own and the sparse layout no
-#: longer saves the in-place square (digits 7.0 vs 7.7 ms, MNIST 3000
-#: (0.041) 20.0 vs 20.8 ms, MNIST 5000 59.8 vs 57.2 ms).
+#: longer saves the in-place square.
 SPARSE_DENSITY_LIMIT_DEBIASED = 0.03
 
 
@@ -93,9 +88,7 @@ class DistanceKernelObjective:
         self.sparse = P.is_sparse and P._nnz() <= limit * n * n
         if self.sparse:
             self._init_edges(P.coalesce())
-            pairs = n * (n - 1) - self.p_data.numel()
-            debiased = self.p_data + self.uniform_weight
-            self.entropy = torch.special.xlogy(debiased, debiased).sum() + pairs * _xlogx(self.uniform_weight)
+            self.entropy = debiased_entropy(self.p_data, self.uniform_weight, n * (n - 1))
         else:
             dense = P.to_dense() if P.is_sparse else P
             self.p_data = (1.0 - self.alpha) * dense
