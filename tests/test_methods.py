@@ -360,6 +360,17 @@ def test_a_mapper_factory_must_return_a_module(digits):
         IConEmbedding(mapper=lambda n_features, n_components: 3, max_iter=10).fit(digits[0][:100])
 
 
+def test_pca_preset_is_reproducible_and_leaves_the_global_generator_alone(digits):
+    # The orthonormal parametrization draws from torch's global generator to
+    # complete its basis; the mapper seeds it locally, under fork_rng.
+    X = digits[0][:200]
+    state = torch.get_rng_state()
+    first = make_method("pca", max_iter=5, random_state=0, device="cpu").fit_transform(X)
+    torch.testing.assert_close(torch.get_rng_state(), state)
+    torch.manual_seed(123)  # a different global state must not matter
+    np.testing.assert_array_equal(make_method("pca", max_iter=5, random_state=0, device="cpu").fit_transform(X), first)
+
+
 @pytest.mark.slow
 def test_pca_learns_the_principal_subspace(digits):
     # Theorem 2: with p(j|i) = 1[i = j], q including the self pair and a wide

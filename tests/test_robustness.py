@@ -138,6 +138,17 @@ def test_one_sample_is_refused_with_a_reason(make):
 
 
 @pytest.mark.parametrize("make", FACTORIES, ids=IDS)
+def test_fit_leaves_the_global_generator_alone(make):
+    """Seeds are local: a fit neither reads nor moves torch's global random state."""
+    state = torch.get_rng_state()
+    first = fit_outputs(make(), BASE)
+    torch.testing.assert_close(torch.get_rng_state(), state)
+    torch.manual_seed(7)
+    for ours, again in zip(first, fit_outputs(make(), BASE)):
+        np.testing.assert_array_equal(ours, again)
+
+
+@pytest.mark.parametrize("make", FACTORIES, ids=IDS)
 def test_two_samples_work_or_name_the_parameter(make):
     """Two samples: the neighbor-based estimators name the parameter they are too few for; the classifier fits."""
     estimator = make()

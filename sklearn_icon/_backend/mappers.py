@@ -69,6 +69,33 @@ def make_mapper(
         parametrised to have orthonormal rows; :func:`finalize_mapper`
         freezes it into a plain layer once trained.
     """
+    # nn.Linear draws its default initialisation from torch's global
+    # generator before the local one overwrites it: fork the global state
+    # so that a fit leaves the caller's random stream as it was.
+    with torch.random.fork_rng(devices=[]):
+        return _build_mapper(
+            name,
+            n_features=n_features,
+            n_components=n_components,
+            projection=projection,
+            hidden_layer_sizes=hidden_layer_sizes,
+            generator=generator,
+            dtype=dtype,
+            device=device,
+        )
+
+
+def _build_mapper(
+    name,
+    *,
+    n_features,
+    n_components,
+    projection=None,
+    hidden_layer_sizes=(100,),
+    generator=None,
+    dtype=torch.float32,
+    device="cpu",
+):
     if name == "orthonormal":
         if n_components > n_features:
             raise ValueError(
@@ -81,6 +108,11 @@ def make_mapper(
         else:
             with torch.no_grad():
                 layer.weight.copy_(projection.T)
+        # The parametrization completes the weight to a square orthogonal
+        # basis with torch's global generator: seed it from the local one
+        # (make_mapper restores the global state afterwards).
+        if generator is not None:
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
         return nn.utils.parametrizations.orthogonal(layer)
     if name == "linear":
         layer = _linear_layer(n_features, n_components, generator, dtype, device)

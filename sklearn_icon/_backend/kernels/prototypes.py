@@ -190,7 +190,8 @@ def build_prototype_classifier(
     elif mapper == "linear":
         # Normalisation and distances do not absorb a linear map into the
         # prototypes: learn an affine map, starting from the identity.
-        body = torch.nn.Linear(n_features, n_features, dtype=dtype, device=device)
+        with torch.random.fork_rng(devices=[]):  # its default init, overwritten below, is global
+            body = torch.nn.Linear(n_features, n_features, dtype=dtype, device=device)
         with torch.no_grad():
             body.weight.copy_(torch.eye(n_features, dtype=dtype))
             body.bias.zero_()
