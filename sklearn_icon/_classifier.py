@@ -16,7 +16,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from ._backend.affinities.labels import label_distribution
 from ._backend.divergence import label_kl
 from ._backend.kernels.prototypes import PROTOTYPE_KERNELS, build_prototype_classifier
-from ._backend.training import train_lbfgs, train_minibatch
+from ._backend.optim import lbfgs
+from ._backend.training import train_minibatch
 from ._base import (
     _BaseICon,
     apply_mapper,
@@ -279,8 +280,9 @@ class IConClassifier(ClassifierMixin, _BaseICon):
             def objective():
                 return label_kl(P, module(inputs), weight) + penalty_scale * module.penalty()
 
-            result = train_lbfgs(
-                module.parameters(), objective, max_iter=self.max_iter, tol=self.tol, verbose=self.verbose
+            result = lbfgs(
+                module.parameters(), objective, max_iter=self.max_iter, tol=self.tol, verbose=self.verbose,
+                prefix="IConClassifier",
             )
         else:
 

@@ -14,7 +14,8 @@ from sklearn_icon._backend.kernels.prototypes import (
     debias_log_q,
     prototype_logits,
 )
-from sklearn_icon._backend.training import train_lbfgs, train_minibatch
+from sklearn_icon._backend.optim import lbfgs
+from sklearn_icon._backend.training import train_minibatch
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def test_unknown_kernel_is_named():
 def test_lbfgs_reaches_the_minimum_of_a_quadratic():
     target = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
     x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-    result = train_lbfgs([x], lambda: ((x - target) ** 2 * torch.tensor([1.0, 10.0, 100.0])).sum(), tol=1e-10)
+    result = lbfgs([x], lambda: ((x - target) ** 2 * torch.tensor([1.0, 10.0, 100.0])).sum(), tol=1e-10)
     losses, n_iter, converged = result.losses, result.n_iter, result.converged
     assert converged and n_iter < 50
     torch.testing.assert_close(x.detach(), target)
@@ -127,7 +128,7 @@ def test_lbfgs_reaches_the_minimum_of_a_quadratic():
 def test_lbfgs_reports_non_convergence():
     x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     rosenbrock = lambda: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2  # noqa: E731
-    result = train_lbfgs([x], rosenbrock, max_iter=3, tol=1e-10)
+    result = lbfgs([x], rosenbrock, max_iter=3, tol=1e-10)
     losses, n_iter, converged = result.losses, result.n_iter, result.converged
     assert n_iter == 3 and not converged and len(losses) == 4
 

@@ -267,7 +267,7 @@ def test_failed_refit_keeps_the_fitted_model(make):
 TRAINING_LOOPS = {
     IConEmbedding: [(embedding_module, "train_table"), (embedding_module, "train_mapper")],
     IConClustering: [(clustering_module, "cluster_loss"), (clustering_module, "csne_loss")],
-    IConClassifier: [(classifier_module, "train_lbfgs"), (classifier_module, "train_minibatch")],
+    IConClassifier: [(classifier_module, "lbfgs"), (classifier_module, "train_minibatch")],
 }
 
 

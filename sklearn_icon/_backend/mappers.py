@@ -74,28 +74,11 @@ def make_mapper(
     # so that a fit leaves the caller's random stream as it was.
     with torch.random.fork_rng(devices=[]):
         return _build_mapper(
-            name,
-            n_features=n_features,
-            n_components=n_components,
-            projection=projection,
-            hidden_layer_sizes=hidden_layer_sizes,
-            generator=generator,
-            dtype=dtype,
-            device=device,
+            name, n_features, n_components, projection, hidden_layer_sizes, generator, dtype, device
         )
 
 
-def _build_mapper(
-    name,
-    *,
-    n_features,
-    n_components,
-    projection=None,
-    hidden_layer_sizes=(100,),
-    generator=None,
-    dtype=torch.float32,
-    device="cpu",
-):
+def _build_mapper(name, n_features, n_components, projection, hidden_layer_sizes, generator, dtype, device):
     if name == "orthonormal":
         if n_components > n_features:
             raise ValueError(

@@ -19,21 +19,19 @@ from .optim import (
     Phase,
     StoppingRules,
     first_order,
-    lbfgs,
     loss_with_gradient,
 )
 
 
-def exaggeration_phases(early_exaggeration, early_exaggeration_iter, max_iter, **late):
+def exaggeration_phases(early_exaggeration, early_exaggeration_iter, max_iter, early=None, late=None):
     """The two phases of a neighbour embedding: exaggerated and unmonitored, then plain.
 
-    ``late`` sets the second phase's fields (``learning_rate``, ``momentum``);
-    the first phase's are passed as ``early_*`` keywords, see :func:`train_table`.
+    ``early`` and ``late`` set further fields of each phase (``learning_rate``,
+    ``momentum``), see :func:`train_table`.
     """
-    early = {key[6:]: late.pop(key) for key in list(late) if key.startswith("early_")}
     return [
-        Phase(early_exaggeration_iter, exaggeration=early_exaggeration, monitored=False, **early),
-        Phase(max_iter, **late),
+        Phase(early_exaggeration_iter, exaggeration=early_exaggeration, monitored=False, **(early or {})),
+        Phase(max_iter, **(late or {})),
     ]
 
 
@@ -90,10 +88,8 @@ def train_table(
         early_exaggeration,
         early_exaggeration_iter,
         max_iter,
-        momentum=momentum[1],
-        learning_rate=learning_rate if late_learning_rate is None else late_learning_rate,
-        early_momentum=momentum[0],
-        early_learning_rate=learning_rate,
+        early=dict(momentum=momentum[0], learning_rate=learning_rate),
+        late=dict(momentum=momentum[1], learning_rate=learning_rate if late_learning_rate is None else late_learning_rate),
     )
 
     def step(exaggeration, checkpoint):
@@ -346,11 +342,6 @@ def train_minibatch(
         verbose=verbose,
         prefix=prefix,
     )
-
-
-def train_lbfgs(parameters, objective, *, max_iter=200, tol=1e-4, verbose=0, prefix="IConClassifier"):
-    """Full-batch L-BFGS: see :func:`~sklearn_icon._backend.optim.lbfgs`."""
-    return lbfgs(parameters, objective, max_iter=max_iter, tol=tol, verbose=verbose, prefix=prefix)
 
 
 def standardized_augmentation(augment, X, mean, scale, generator, device, dtype):
