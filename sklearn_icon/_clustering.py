@@ -16,14 +16,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._backend.affinities import supervisory_distribution
 from ._backend.affinities.graphs import WalkSampler, knn_graph, log_degrees, normalize_rows, propagate
 from ._backend.initialization import smoothed_logits, unit_spread
-from ._backend.kernels.cluster import CLUSTER_KERNELS, EdgeList
+from ._backend.kernels.cluster import CLUSTER_KERNELS
 from ._backend.mappers import FreeLogits, build_user_module, make_mapper
 from ._backend.objectives.cluster import (
     ExactClusterObjective,
     SampledClusterObjective,
-    cluster_loss,
     csne_loss,
     gaussian_log_normalizers,
+    prepared_cluster_loss,
 )
 from ._backend.training import train_assignments
 from ._base import (
@@ -441,12 +441,8 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
                 lambda log_phi: csne_loss(data, log_phi, bandwidth, log_normalizers=log_normalizers) / n, inputs
             )
         else:
-            edges = EdgeList.from_sparse(P)
             objective = ExactClusterObjective(
-                lambda log_phi: cluster_loss(
-                    P, log_phi, alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree, edges=edges
-                ),
-                inputs,
+                prepared_cluster_loss(P, alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree), inputs
             )
 
         best = None

@@ -53,8 +53,8 @@ def _factors(log_phi, log_degree):
 class EdgeList:
     """The pairs of a sparse ``p``, with CSR layouts of it and of its transpose.
 
-    Built once per fit; :class:`_EdgeDot` uses the CSR layouts so that its
-    backward pass is two sparse-dense products instead of scatter-adds.
+    Built once per fit: the CSR layouts turn the loss's products over the
+    edges into sampled and sparse-dense matrix products (no scatter-adds).
 
     Parameters
     ----------
@@ -63,10 +63,16 @@ class EdgeList:
         tensor stores them).
     n : int
         Number of points.
+    values : torch.Tensor of shape (n_pairs,), optional
+        The matrix's entries on the edges: their row and column sums are
+        kept as ``row_mass`` and ``col_mass``.
     """
 
-    def __init__(self, rows, cols, n):
+    def __init__(self, rows, cols, n, values=None):
         self.rows, self.cols, self.n = rows, cols, n
+        if values is not None:
+            self.row_mass = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, rows, values)
+            self.col_mass = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, cols, values)
         self.crow = self._compressed(rows)
         self.perm = torch.argsort(cols * n + rows)
         self.crow_t = self._compressed(cols)
@@ -82,7 +88,16 @@ class EdgeList:
         """The edges of a sparse COO matrix."""
         P = P.coalesce()
         rows, cols = P.indices()
-        return cls(rows, cols, P.shape[0])
+        return cls(rows, cols, P.shape[0], P.values())
+
+    def dot(self, a, b):
+        """``a_i . b_j`` on every edge ``(i, j)``: a sampled dense-dense product, never ``n x n``."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+            pattern = torch.sparse_csr_tensor(
+                self.crow, self.cols, a.new_zeros(self.cols.shape[0]), (self.n, self.n), check_invariants=False
+            )
+            return torch.sparse.sampled_addmm(pattern, a, b.T, beta=0.0).values()
 
     def product(self, values, dense, transpose=False):
         """``W @ dense`` (or ``W^T @ dense``) for the matrix ``W`` with these edges and ``values``."""
@@ -90,35 +105,18 @@ class EdgeList:
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
             if transpose:
                 W = torch.sparse_csr_tensor(
-                    self.crow_t, self.cols_t, values[self.perm], (self.n, self.n), check_invariants=False
+                    self.crow_t, self.cols_t, values.index_select(0, self.perm), (self.n, self.n), check_invariants=False
                 )
             else:
                 W = torch.sparse_csr_tensor(self.crow, self.cols, values, (self.n, self.n), check_invariants=False)
             return W @ dense
 
 
-class _EdgeDot(torch.autograd.Function):
-    """``a_i . b_j`` on every edge ``(i, j)``, with a sparse-product backward."""
-
-    @staticmethod
-    def forward(ctx, a, b, edges):
-        ctx.save_for_backward(a, b)
-        ctx.edges = edges
-        return (a.index_select(0, edges.rows) * b.index_select(0, edges.cols)).sum(1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        edges = ctx.edges
-        grad = grad.contiguous()
-        return edges.product(grad, b), edges.product(grad, a, transpose=True), None
-
-
 def _log_of_dot(dot, shift):
     return torch.log(dot.clamp_min(torch.finfo(dot.dtype).tiny)) + shift
 
 
-def cluster_log_q(log_phi, rows, cols, *, log_degree=None, alpha_q=0.0, edges=None):
+def cluster_log_q(log_phi, rows, cols, *, log_degree=None, alpha_q=0.0):
     """``log q(j|i)`` of the cluster kernel on the pairs ``(rows[e], cols[e])``.
 
     Parameters
@@ -127,9 +125,6 @@ def cluster_log_q(log_phi, rows, cols, *, log_degree=None, alpha_q=0.0, edges=No
         Log soft assignments (rows are log-probabilities).
     rows, cols : torch.Tensor of shape (n_pairs,)
         Anchor and neighbour indices.
-    edges : EdgeList, optional
-        The same pairs, prepared once (``rows`` must then be sorted); makes
-        the backward pass faster.
     log_degree : torch.Tensor of shape (n,), optional
         Log graph degrees, for the ``cluster_degree`` kernel.
     alpha_q : float in [0, 1), default=0.0
@@ -140,10 +135,7 @@ def cluster_log_q(log_phi, rows, cols, *, log_degree=None, alpha_q=0.0, edges=No
     torch.Tensor of shape (n_pairs,)
     """
     a, shift_a, b, shift_b = _factors(log_phi, log_degree)
-    if edges is None:
-        dot = (a.index_select(0, rows) * b.index_select(0, cols)).sum(1)
-    else:
-        dot = _EdgeDot.apply(a, b, edges)
+    dot = (a.index_select(0, rows) * b.index_select(0, cols)).sum(1)
     log_q = _log_of_dot(dot, shift_a.index_select(0, rows) + shift_b.index_select(0, cols))
     return mix_uniform(log_q, alpha_q, 1.0 / log_phi.shape[0])
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..affinities.neighbors import kernel_input_distances
 from ..divergence import debiased_entropy, mix_uniform
-from ..kernels.cluster import _factors, _log_q_blocks, cluster_log_q
+from ..kernels.cluster import EdgeList, _factors, _log_q_blocks, cluster_log_q, log_cluster_mass
 
 #: ``softplus`` is linear past this; ``e^-40`` is below float64's resolution of 1.
 _SOFTPLUS_THRESHOLD = 40.0
@@ -96,13 +96,63 @@ class _AllPairsLogQ(torch.autograd.Function):
         return grad * grad_a, grad * grad_shift_a, grad * grad_b, grad * grad_shift_b, None, None
 
 
+class _EdgeCrossEntropy(torch.autograd.Function):
+    """``sum_e p_e log q~(j_e|i_e)`` over the edges of ``p``, with a closed-form gradient in ``log phi``.
+
+    With the shifted factors of :func:`_factors` (``q = e^(s_i + t_j) a_i . b_j``),
+    ``psi`` the neighbour factor ``phi_jc d_j / M_c`` and ``v_e = p_e
+    share_e / (a_i . b_j)`` (``share`` the kernel's part of ``q~``, one
+    without ``alpha_q``), the gradient with respect to ``log phi`` is
+
+        a * (V b) + b * (V^T a) - psi * colsum(a * (V b)),
+
+    the anchor's, the neighbour's and the cluster masses' share: one
+    sampled product and two sparse products over the edges per step, where
+    autograd through gathers walked ``nnz(p) x C`` intermediates.
+    """
+
+    @staticmethod
+    def forward(ctx, log_phi, log_degree, p, edges, alpha_q):
+        a, shift_a, b, shift_b = _factors(log_phi, log_degree)
+        dot = edges.dot(a, b)
+        floored = dot < torch.finfo(dot.dtype).tiny
+        log_dot = dot.clamp_min(torch.finfo(dot.dtype).tiny).log_()
+        weight = p / dot
+        if alpha_q > 0:
+            log_q = log_dot + shift_a.index_select(0, edges.rows) + shift_b.index_select(0, edges.cols)
+            mixed = mix_uniform(log_q, alpha_q, 1.0 / log_phi.shape[0])
+            weight *= (math.log1p(-alpha_q) + log_q - mixed).exp_()
+            total = (p * mixed).sum()
+        else:
+            # The shifts leave the edges: sum_e p_e (s_i + t_j) is two dot products with p's margins.
+            total = (p * log_dot).sum() + edges.row_mass @ shift_a + edges.col_mass @ shift_b
+        weight.masked_fill_(floored, 0.0)
+        log_psi = log_phi - log_cluster_mass(log_phi, log_degree)
+        if log_degree is not None:
+            log_psi = log_psi + log_degree[:, None]
+        ctx.save_for_backward(a, b, log_psi, weight)
+        ctx.edges = edges
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, log_psi, weight = ctx.saved_tensors
+        edges = ctx.edges
+        anchor = a * edges.product(weight, b)
+        neighbor = b * edges.product(weight, a, transpose=True)
+        mass = log_psi.exp() * anchor.sum(0)
+        return grad * (anchor + neighbor - mass), None, None, None, None
+
+
 def _sum_log_q_all_pairs(log_phi, log_degree, alpha_q, block_size):
     """``sum_{i,j} log q~(j|i)`` over every pair, a row block at a time."""
     a, shift_a, b, shift_b = _factors(log_phi, log_degree)
     return _AllPairsLogQ.apply(a, shift_a, b, shift_b, float(alpha_q), int(block_size))
 
 
-def cluster_loss(P, log_phi, *, alpha=0.0, alpha_q=0.0, log_degree=None, block_size=1024, edges=None):
+def cluster_loss(
+    P, log_phi, *, alpha=0.0, alpha_q=0.0, log_degree=None, block_size=1024, edges=None, entropy=None
+):
     """Exact ``mean_i KL(p~(.|i) || q~(.|i))`` for a cluster kernel.
 
     ``p~ = (1 - alpha) p + alpha / n``. The ``alpha = 0`` loss costs
@@ -123,7 +173,11 @@ def cluster_loss(P, log_phi, *, alpha=0.0, alpha_q=0.0, log_degree=None, block_s
         Log degrees for the ``cluster_degree`` kernel.
     block_size : int, default=1024
     edges : EdgeList, optional
-        ``EdgeList.from_sparse(P)``, prepared once for repeated calls.
+        ``EdgeList.from_sparse(P)``, prepared once for repeated calls; the
+        loss then has a closed-form gradient (:class:`_EdgeCrossEntropy`).
+    entropy : float, optional
+        The entropy of the debiased ``p`` (:func:`~..divergence.debiased_entropy`),
+        which no step changes: given once, it is not recomputed.
 
     Returns
     -------
@@ -134,16 +188,37 @@ def cluster_loss(P, log_phi, *, alpha=0.0, alpha_q=0.0, log_degree=None, block_s
     P = P.coalesce()
     rows, cols = P.indices()
     p = P.values().to(log_phi.dtype)
-    log_q_edges = cluster_log_q(log_phi, rows, cols, log_degree=log_degree, alpha_q=alpha_q, edges=edges)
+    if edges is None:
+        log_q_edges = cluster_log_q(log_phi, rows, cols, log_degree=log_degree, alpha_q=alpha_q)
+        cross = (p * log_q_edges).sum()
+    else:
+        cross = _EdgeCrossEntropy.apply(log_phi, log_degree, p, edges, float(alpha_q))
     u = alpha / n
     # q counts a point as its own candidate: the uniform part covers all n^2 pairs.
-    entropy = debiased_entropy((1.0 - alpha) * p, u, n * n)
+    if entropy is None:
+        entropy = debiased_entropy((1.0 - alpha) * p, u, n * n)
     if u > 0:
-        cross = (1.0 - alpha) * (p * log_q_edges).sum()
-        cross = cross + u * _sum_log_q_all_pairs(log_phi, log_degree, alpha_q, block_size)
-    else:
-        cross = (p * log_q_edges).sum()
+        cross = (1.0 - alpha) * cross + u * _sum_log_q_all_pairs(log_phi, log_degree, alpha_q, block_size)
     return (entropy - cross) / n
+
+
+def prepared_cluster_loss(P, *, alpha=0.0, alpha_q=0.0, log_degree=None):
+    """:func:`cluster_loss` of ``P`` as a function of ``log_phi`` alone, for a fit's repeated calls.
+
+    The edge layouts and the entropy of the debiased ``p``, which no step
+    changes, are computed here once.
+    """
+    P = P.coalesce()
+    n = P.shape[0]
+    edges = EdgeList.from_sparse(P)
+    entropy = debiased_entropy((1.0 - alpha) * P.values(), alpha / n, n * n)
+
+    def loss(log_phi):
+        return cluster_loss(
+            P, log_phi, alpha=alpha, alpha_q=alpha_q, log_degree=log_degree, edges=edges, entropy=entropy
+        )
+
+    return loss
 
 
 def gaussian_log_normalizers(X, bandwidth, block_size=1024):
