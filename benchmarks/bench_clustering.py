@@ -26,6 +26,9 @@ from sklearn_icon.metrics import clustering_accuracy
 def methods(n_clusters):
     """(name, factory of a fitted-labels function) for each peer."""
     yield "IConClustering (defaults)", lambda seed: IConClustering(n_clusters, random_state=seed)
+    yield "IConClustering (init='k-means++')", lambda seed: IConClustering(
+        n_clusters, init="k-means++", random_state=seed
+    )
     yield "IConClustering (weight_decay=1.0)", lambda seed: IConClustering(
         n_clusters, weight_decay=1.0, random_state=seed
     )

@@ -1,5 +1,6 @@
 """IConClustering: a drop-in for KMeans / SpectralClustering built on the I-Con loss."""
 
+import warnings
 from numbers import Integral, Real
 from types import MappingProxyType
 
@@ -7,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.cluster import kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.manifold import SpectralEmbedding
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -15,7 +18,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend.affinities import supervisory_distribution
 from ._backend.affinities.graphs import WalkSampler, knn_graph, log_degrees, normalize_rows, propagate
-from ._backend.initialization import smoothed_logits, unit_spread
+from ._backend.initialization import (
+    smoothed_logits,
+    soft_kmeans_linear,
+    soft_kmeans_temperature,
+    unit_spread,
+)
 from ._backend.kernels.cluster import CLUSTER_KERNELS
 from ._backend.mappers import FreeLogits, build_user_module, make_mapper
 from ._backend.objectives.cluster import (
@@ -125,11 +133,34 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
         so the estimator pickles.
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden ReLU layer widths of the ``mlp`` mapper.
+    init : {"random_weights", "random", "k-means++"}, array-like of shape (n_clusters, n_features) or callable, \
+default="random_weights"
+        Where each restart starts. ``random_weights``: the mapper's own
+        random weights (for ``table``, random logits smoothed along
+        ``p``'s graph), a start committed to no partition; on digits it
+        found better clusterings than any of the centre starts below (the
+        user guide gives the figures). The others take KMeans's meaning:
+        ``random`` draws ``n_clusters`` distinct rows as centres,
+        ``k-means++`` seeds them as :func:`sklearn.cluster.kmeans_plusplus`
+        does, an array gives them (and the fit runs one restart), a
+        callable ``init(X, n_clusters, random_state)`` returns them; the
+        model then starts at the centres' soft k-means assignment
+        ``softmax(-|x - c|^2 / s)``, which is linear in ``x`` up to a
+        per-row constant, so a ``linear`` or ``table`` model holds it
+        exactly (``s`` is the mean squared distance of the points to their
+        nearest centre). Centres need ``mapper="linear"`` or ``"table"``
+        and input features (not a precomputed matrix).
     n_init : int, default=4
-        Restarts from different random initialisations; the one with the
-        lowest loss is kept.
-    max_iter : int, default=300
-        Adam steps per restart.
+        Restarts; the one with the lowest loss is kept.
+    max_iter : int, default=1000
+        Adam steps per restart, at most.
+    tol : float, default=1e-4
+        A restart has converged when its loss, read every 10 steps (every
+        50 with mini-batches, averaged over them), has improved by less
+        than ``tol`` times its size since the last reading. A fit whose
+        kept restart reaches ``max_iter`` first warns with a
+        :class:`~sklearn.exceptions.ConvergenceWarning`. ``tol=0`` always
+        runs ``max_iter`` steps, without the warning.
     batch_size : int, "auto" or None, default="auto"
         None: every step computes the exact loss over all edges of the
         propagated ``p`` (their number grows as ``n_neighbors ** (1 +
@@ -167,7 +198,7 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisations; same seed, same device, same labels.
     verbose : int, default=0
-        Print the loss every 50 iterations of every restart when positive.
+        Print the loss at every convergence check of every restart when positive.
 
     Attributes
     ----------
@@ -181,9 +212,10 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
         cross-entropy ``-E log q~(j|i)`` estimated on one fixed sample of
         pairs (the KL plus the entropy of ``p~``, which no restart changes).
     loss_curve_ : ndarray
-        Its loss every 50 iterations, then the final loss.
+        Its loss at every convergence check (every 10 steps, or 50 with
+        mini-batches), then the final loss.
     n_iter_ : int
-        Adam steps of the kept restart.
+        Adam steps the kept restart took.
     mapper_ : torch.nn.Module or None
         Trained mapper on the CPU in float64 (None for ``table``).
     n_features_in_ : int
@@ -217,8 +249,10 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
         "propagation": [StrOptions({"sum", "reachable"})],
         "divergence": [StrOptions({"forward", "reverse"})],
         "mapper": [StrOptions(set(_CLUSTER_MAPPERS)), callable],
+        "init": [StrOptions({"random_weights", "random", "k-means++"}), "array-like", callable],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -240,8 +274,10 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
         alpha_q=0.0,
         mapper="linear",
         hidden_layer_sizes=(100,),
+        init="random_weights",
         n_init=4,
-        max_iter=300,
+        max_iter=1000,
+        tol=1e-4,
         batch_size="auto",
         learning_rate=0.05,
         weight_decay=0.0,
@@ -264,8 +300,10 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
         self.alpha_q = alpha_q
         self.mapper = mapper
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.init = init
         self.n_init = n_init
         self.max_iter = max_iter
+        self.tol = tol
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -322,6 +360,58 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
                 )
         return X
 
+    def _check_init(self, X):
+        """Validate ``init`` against the data and the mapper; return explicit centres or None."""
+        if self._starts_from_weights():
+            return None
+        if self._precomputed_input:
+            raise ValueError(
+                f"init={self._init_name()} needs input features to place centres in; a precomputed matrix has "
+                "none. Use init='random_weights'."
+            )
+        if self.mapper not in ("linear", "table"):
+            raise ValueError(
+                f"init={self._init_name()} starts the clustering at the soft k-means assignment of its centres, "
+                f"which is exact for mapper='linear' or 'table' only; mapper={self._mapper_name()} starts "
+                "from its random weights (init='random_weights')."
+            )
+        if callable(self.init) or isinstance(self.init, str):
+            return None
+        centres = np.asarray(self.init, dtype=np.float64)
+        self._check_centres(centres, X.shape[1])
+        return centres
+
+    def _check_centres(self, centres, n_features):
+        expected = (self.n_clusters, n_features)
+        if centres.shape != expected:
+            raise ValueError(
+                f"The shape of the initial centres {centres.shape} does not match (n_clusters, n_features) = "
+                f"{expected}."
+            )
+        if not np.all(np.isfinite(centres)):
+            raise ValueError("The initial centres contain NaN or infinity.")
+
+    def _starts_from_weights(self):
+        return isinstance(self.init, str) and self.init == "random_weights"
+
+    def _init_name(self):
+        return repr(self.init) if isinstance(self.init, str) else ("a callable" if callable(self.init) else "an array")
+
+    def _mapper_name(self):
+        return repr(self.mapper) if isinstance(self.mapper, str) else "a callable"
+
+    def _centres(self, dense, random_state, explicit):
+        """The start centres of one restart, in input space."""
+        if explicit is not None:
+            return explicit
+        if isinstance(self.init, str) and self.init == "random":
+            return dense[random_state.choice(dense.shape[0], self.n_clusters, replace=False)]
+        if isinstance(self.init, str):
+            return kmeans_plusplus(dense, self.n_clusters, random_state=random_state)[0]
+        centres = np.asarray(self.init(dense, self.n_clusters, random_state=random_state), dtype=np.float64)
+        self._check_centres(centres, dense.shape[1])
+        return centres
+
     def _reverse_obstacles(self):
         """What keeps ``divergence="reverse"`` from computing this configuration (empty if nothing)."""
         wanted = dict(supervisory="gaussian", learned="cluster", alpha=0.0, alpha_q=0.0, metric="euclidean")
@@ -370,7 +460,18 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
             P = propagate(P, self.n_walk_steps, self.propagation)
         return P, log_degrees(P)
 
-    def _make_model(self, n, n_features, generator, dtype, P):
+    def _make_model(self, n, n_features, generator, dtype, P, centres=None, dense=None, standardizer=None):
+        if centres is not None:
+            temperature = soft_kmeans_temperature(dense, centres)
+            if self.mapper == "table":
+                squared = ((dense[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+                return FreeLogits(torch.as_tensor(-squared / temperature, dtype=dtype))
+            model = self._make_model(n, n_features, generator, dtype, P)
+            weight, bias = soft_kmeans_linear(centres, *standardizer, temperature)
+            with torch.no_grad():
+                model.weight.copy_(torch.as_tensor(weight))
+                model.bias.copy_(torch.as_tensor(bias))
+            return model
         if self.mapper == "table" and P is None:
             return FreeLogits(torch.randn((n, self.n_clusters), generator=generator, dtype=dtype))
         if self.mapper == "table":
@@ -406,6 +507,7 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
             The fitted estimator.
         """
         X = self._validate_fit_input(X)
+        explicit_centres = self._check_init(X)
         n = X.shape[0]
         device = resolve_device(self.device)
         dtype = torch.float32
@@ -445,16 +547,40 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
                 prepared_cluster_loss(P, alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree), inputs
             )
 
+        n_init = self.n_init
+        if explicit_centres is not None and n_init != 1:
+            warnings.warn(
+                f"Explicit initial centres passed: performing only one init in {type(self).__name__} instead of "
+                f"n_init={n_init}.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            n_init = 1
+        use_centres = not self._starts_from_weights()
+        centre_state = None
+        if use_centres:
+            centre_state = np.random.RandomState(int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator)))
         best = None
-        for restart in range(self.n_init):
-            model = self._make_model(n, X.shape[1], generator, dtype, P).to(device)
+        for restart in range(n_init):
+            centres = self._centres(dense, centre_state, explicit_centres) if use_centres else None
+            model = self._make_model(
+                n, X.shape[1], generator, dtype, P, centres=centres, dense=dense, standardizer=standardizer
+            ).to(device)
             result = train_assignments(
                 model, objective, max_iter=self.max_iter, learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay, verbose=self.verbose, prefix=f"IConClustering restart {restart}",
+                weight_decay=self.weight_decay, tol=self.tol, verbose=self.verbose,
+                prefix=f"IConClustering restart {restart}",
             )
             if best is None or result.losses[-1] < best[0].losses[-1]:
                 best = (result, model)
         result, model = best
+        if not result.converged and self.tol > 0:
+            warnings.warn(
+                f"IConClustering stopped at max_iter={self.max_iter} before the loss converged (tol={self.tol}); "
+                "increase max_iter, or raise tol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
         model = model.cpu().to(torch.float64).eval()
         self._standardizer = standardizer

@@ -162,3 +162,43 @@ def unit_spread(X):
     spread = float(np.sqrt((centred**2).sum(1).mean()))
     spread = spread if np.isfinite(spread) and spread > 0 else 1.0
     return centred / spread, spread
+
+
+def soft_kmeans_temperature(X, centres):
+    """``s`` of the soft k-means assignment: the mean squared distance of the points to their nearest centre.
+
+    ``softmax(-|x - c|^2 / s)`` then gives a typical point odds of about
+    ``e`` between its nearest centre and one a mean squared distance
+    further: soft enough for the I-Con loss to move, firm enough to keep
+    the centres' partition. One when every point sits on a centre.
+    """
+    squared = (X * X).sum(1)[:, None] - 2.0 * X @ centres.T + (centres * centres).sum(1)[None, :]
+    temperature = float(np.maximum(squared.min(1), 0.0).mean())
+    return temperature if temperature > 0 else 1.0
+
+
+def soft_kmeans_linear(centres, mean, scale, temperature):
+    """Weight and bias of the linear map of standardised inputs whose softmax is a soft k-means assignment.
+
+    ``-|x - c_k|^2 / s = (2 x . c_k - |c_k|^2) / s - |x|^2 / s``, and the last
+    term is the same for every cluster, so ``softmax(-|x - c|^2 / s)`` is the
+    softmax of a linear function of ``x``; with ``x = mean + scale * z`` it
+    is linear in the standardised ``z`` too.
+
+    Parameters
+    ----------
+    centres : ndarray of shape (n_clusters, n_features)
+        Centres in input space.
+    mean, scale : ndarray of shape (n_features,)
+        The standardisation ``z = (x - mean) / scale``.
+    temperature : float
+        ``s``.
+
+    Returns
+    -------
+    weight : ndarray of shape (n_clusters, n_features)
+    bias : ndarray of shape (n_clusters,)
+    """
+    weight = 2.0 * centres * scale[None, :] / temperature
+    bias = (2.0 * centres @ mean - (centres * centres).sum(1)) / temperature
+    return weight, bias

@@ -112,11 +112,15 @@ class StoppingRules:
         :meth:`from_iterations`.
     min_grad_norm : float, default=0.0
         Stop when the gradient norm falls to this.
+    relative : bool, default=False
+        Measure the improvement against ``tol * |best loss|`` instead of
+        ``tol``: a tolerance that does not depend on the loss's scale.
     """
 
     tol: float = 0.0
     patience: int = None
     min_grad_norm: float = 0.0
+    relative: bool = False
     _best: float = field(default=math.inf, init=False, repr=False)
     _stale: int = field(default=0, init=False, repr=False)
 
@@ -127,7 +131,8 @@ class StoppingRules:
 
     def stop(self, loss, grad_norm):
         """Whether to stop after a checkpoint with this loss and gradient norm."""
-        if loss < self._best - self.tol:
+        margin = self.tol * abs(self._best) if self.relative and math.isfinite(self._best) else self.tol
+        if loss < self._best - margin:
             self._stale = 0
         else:
             self._stale += 1

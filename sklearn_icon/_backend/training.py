@@ -238,7 +238,7 @@ def train_sampled(
     )
 
 
-def train_assignments(model, objective, *, max_iter, learning_rate, weight_decay, verbose, prefix):
+def train_assignments(model, objective, *, max_iter, learning_rate, weight_decay, tol=0.0, verbose=0, prefix=""):
     """AdamW on a cluster model's weights, one step of a cluster objective at a time.
 
     Parameters
@@ -248,7 +248,13 @@ def train_assignments(model, objective, *, max_iter, learning_rate, weight_decay
     objective : object
         ``objective.step(model)``: the loss of one step (the exact loss, or
         one sampled batch's); ``objective.final(model)``: the loss the
-        restarts are compared on.
+        restarts are compared on; ``objective.check_every``: iterations
+        between convergence checks; ``objective.noisy``: whether a step's
+        loss is an estimate (a checkpoint then averages the steps since
+        the last one).
+    tol : float, default=0.0
+        Converged at the first checkpoint whose loss is not below the best
+        so far by ``tol`` times its size (0: run ``max_iter`` steps).
 
     Returns
     -------
@@ -261,6 +267,9 @@ def train_assignments(model, objective, *, max_iter, learning_rate, weight_decay
         max_iter=max_iter,
         learning_rate=learning_rate,
         weight_decay=weight_decay,
+        check_every=objective.check_every,
+        average=objective.noisy,
+        stopping=StoppingRules(tol=tol, patience=1, relative=True) if tol > 0 else None,
         final_loss=lambda: objective.final(model),
         verbose=verbose,
         prefix=prefix,

@@ -323,6 +323,11 @@ class ExactClusterObjective:
         The model's input; None for free logits.
     """
 
+    #: Iterations between convergence checks; the exact loss is cheap to read at any step.
+    check_every = 10
+    #: Every step's loss is the exact one.
+    noisy = False
+
     def __init__(self, loss, inputs=None):
         self.loss, self.inputs = loss, inputs
 
@@ -358,6 +363,11 @@ class SampledClusterObjective:
         Anchors of the evaluation sample (at most ``n``).
     device : torch.device
     """
+
+    #: Iterations between convergence checks, over which the batches' losses are averaged.
+    check_every = 50
+    #: A step's loss is one batch's estimate.
+    noisy = True
 
     def __init__(self, sampler, inputs, batch_size, generator, *, alpha, alpha_q, n_evaluation, device):
         self.sampler, self.inputs, self.batch_size, self.generator = sampler, inputs, batch_size, generator
