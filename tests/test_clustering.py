@@ -106,26 +106,32 @@ def test_same_random_state_same_labels(blobs):
 
 
 def test_n_init_keeps_the_lowest_loss(blobs, monkeypatch):
+    """Every restart is screened; the one of lowest screening loss alone runs on, and its result is kept."""
     import sklearn_icon._clustering as clustering_module
 
     X, _ = blobs
-    restarts = []
+    calls = []
     train = clustering_module.train_assignments
 
     def recording(model, objective, **kwargs):
         result = train(model, objective, **kwargs)
         with torch.no_grad():
-            restarts.append((result.losses[-1], model(objective.inputs).argmax(1).numpy()))
+            labels = model(objective.inputs).argmax(1).numpy()
+        calls.append((kwargs.get("resume") is not None, id(model), result.losses[-1], labels))
         return result
 
     monkeypatch.setattr(clustering_module, "train_assignments", recording)
-    best = IConClustering(n_clusters=4, n_init=3, max_iter=150, device="cpu", random_state=0).fit(X)
-    losses = [loss for loss, _ in restarts]
+    best = IConClustering(n_clusters=4, n_init=3, max_iter=400, tol=0.0, device="cpu", random_state=0).fit(X)
+    screens = [call for call in calls if not call[0]]
+    continued = [call for call in calls if call[0]]
+    losses = [loss for _, _, loss, _ in screens]
     assert len(losses) == 3 and len(set(losses)) == 3, "the restarts must differ for the choice to matter"
     kept = int(np.argmin(losses))
-    assert best.loss_ == losses[kept]
+    assert len(continued) == 1 and continued[0][1] == screens[kept][1], "only the best screened restart runs on"
+    assert best.loss_ == continued[0][2]
+    assert best.n_iter_ == 400
     # The labels are the kept restart's (up to the renumbering of empty clusters).
-    assert adjusted_rand_score(restarts[kept][1], best.labels_) == 1.0
+    assert adjusted_rand_score(continued[0][3], best.labels_) == 1.0
 
 
 @pytest.fixture(scope="module")

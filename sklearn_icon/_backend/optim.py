@@ -64,11 +64,17 @@ class OptimResult:
         Iterations taken.
     converged : bool
         Whether a stopping rule ended the loop before ``max_iter``.
+    state : object or None
+        The first-order loop's update rule and stopping rules with their
+        state (Adam's moments, t-SNE's gains, the best loss so far), to
+        continue the same run with ``first_order(..., resume=state)``;
+        None from L-BFGS.
     """
 
     losses: list
     n_iter: int
     converged: bool
+    state: object = None
 
 
 @dataclass
@@ -245,6 +251,7 @@ def first_order(
     stopping=None,
     final_loss=None,
     shard=None,
+    resume=None,
     verbose=0,
     prefix="sklearn_icon",
     hint=ADAM_DIVERGENCE_HINT,
@@ -291,6 +298,11 @@ def first_order(
         Data-parallel training: ``shard.reduce_gradients(parameters)`` runs
         after every backward pass, ``shard.total(value)`` sums a recorded
         loss over processes.
+    resume : object, optional
+        The ``state`` of an earlier result on the same parameters: its
+        update rule (with its moments) and its stopping rules (with their
+        best loss) carry on in place of new ones and of ``stopping``;
+        ``max_iter`` counts the new iterations only.
     verbose : int, default=0
     prefix : str
         Name that starts each progress line.
@@ -303,7 +315,10 @@ def first_order(
     """
     parameters = list(parameters)
     phases = phases or [Phase(max_iter)]
-    if rule == "gains":
+    if resume is not None:
+        # The run carries on: its update rule's moments and its stopping rules' best loss.
+        update, stopping = resume
+    elif rule == "gains":
         update = _Gains(parameters[0], min_gain)
     else:
         update = _Adam(parameters, learning_rate, weight_decay)
@@ -347,7 +362,7 @@ def first_order(
         final = float(final_loss())
         check_finite(final, it, hint)
         losses.append(final)
-    return OptimResult(losses, it, converged)
+    return OptimResult(losses, it, converged, (update, stopping))
 
 
 #: Most function evaluations one L-BFGS line search may take.

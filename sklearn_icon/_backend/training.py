@@ -238,7 +238,9 @@ def train_sampled(
     )
 
 
-def train_assignments(model, objective, *, max_iter, learning_rate, weight_decay, tol=0.0, verbose=0, prefix=""):
+def train_assignments(
+    model, objective, *, max_iter, learning_rate, weight_decay, tol=0.0, resume=None, verbose=0, prefix=""
+):
     """AdamW on a cluster model's weights, one step of a cluster objective at a time.
 
     Parameters
@@ -255,6 +257,9 @@ def train_assignments(model, objective, *, max_iter, learning_rate, weight_decay
     tol : float, default=0.0
         Converged at the first checkpoint whose loss is not below the best
         so far by ``tol`` times its size (0: run ``max_iter`` steps).
+    resume : object, optional
+        The ``state`` of an earlier result of this model: training carries
+        on with its optimiser state for ``max_iter`` more steps.
 
     Returns
     -------
@@ -271,6 +276,7 @@ def train_assignments(model, objective, *, max_iter, learning_rate, weight_decay
         average=objective.noisy,
         stopping=StoppingRules(tol=tol, patience=1, relative=True) if tol > 0 else None,
         final_loss=lambda: objective.final(model),
+        resume=resume,
         verbose=verbose,
         prefix=prefix,
     )
