@@ -33,7 +33,7 @@ from ._backend.objectives.cluster import (
     gaussian_log_normalizers,
     prepared_cluster_loss,
 )
-from ._backend.training import train_assignments
+from ._backend.training import train_restarts
 from ._base import (
     _BaseNeighborICon,
     apply_mapper,
@@ -570,34 +570,21 @@ default="random_weights"
         centre_state = None
         if use_centres:
             centre_state = np.random.RandomState(int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator)))
-        train = dict(learning_rate=self.learning_rate, weight_decay=self.weight_decay, tol=self.tol, verbose=self.verbose)
-        # Every restart runs a screening stretch; only the SCREEN_KEEP of lowest loss then run on to convergence.
         # Mini-batch restarts are not screened: on MNIST-70k with mapper="mlp" the restart ahead
         # after 100 noisy steps was not the one that ended best (user guide).
         screen = self.max_iter if objective.noisy else min(self.max_iter, SCREEN_STEPS)
-        screened = []
-        for restart in range(n_init):
+
+        def make_model(restart):
             centres = self._centres(dense, centre_state, explicit_centres) if use_centres else None
-            model = self._make_model(
+            return self._make_model(
                 n, X.shape[1], generator, dtype, P, centres=centres, dense=dense, standardizer=standardizer
             ).to(device)
-            result = train_assignments(
-                model, objective, max_iter=screen, prefix=f"IConClustering restart {restart}", **train
-            )
-            screened.append((result.losses[-1], restart, result, model))
-        best = None
-        for _, restart, result, model in sorted(screened, key=lambda entry: entry[:2])[:SCREEN_KEEP]:
-            if not result.converged and screen < self.max_iter:
-                first = result
-                result = train_assignments(
-                    model, objective, max_iter=self.max_iter - screen, resume=first.state,
-                    prefix=f"IConClustering restart {restart}, kept", **train,
-                )
-                result.losses = first.losses[:-1] + result.losses
-                result.n_iter += first.n_iter
-            if best is None or result.losses[-1] < best[0].losses[-1]:
-                best = (result, model)
-        result, model = best
+
+        result, model = train_restarts(
+            make_model, objective, n_init=n_init, max_iter=self.max_iter, screen=screen, keep=SCREEN_KEEP,
+            prefix="IConClustering", learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+            tol=self.tol, verbose=self.verbose,
+        )
         if not result.converged and self.tol > 0:
             warnings.warn(
                 f"IConClustering stopped at max_iter={self.max_iter} before the loss converged (tol={self.tol}); "

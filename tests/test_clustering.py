@@ -107,11 +107,11 @@ def test_same_random_state_same_labels(blobs):
 
 def test_n_init_keeps_the_lowest_loss(blobs, monkeypatch):
     """Every restart is screened; the two of lowest screening loss run on, and the lower of those is kept."""
-    import sklearn_icon._clustering as clustering_module
+    import sklearn_icon._backend.training as training_module
 
     X, _ = blobs
     calls = []
-    train = clustering_module.train_assignments
+    train = training_module.train_assignments
 
     def recording(model, objective, **kwargs):
         result = train(model, objective, **kwargs)
@@ -120,7 +120,7 @@ def test_n_init_keeps_the_lowest_loss(blobs, monkeypatch):
         calls.append((kwargs.get("resume") is not None, id(model), result.losses[-1], labels))
         return result
 
-    monkeypatch.setattr(clustering_module, "train_assignments", recording)
+    monkeypatch.setattr(training_module, "train_assignments", recording)
     best = IConClustering(n_clusters=4, n_init=3, max_iter=400, tol=0.0, device="cpu", random_state=0).fit(X)
     screens = [call for call in calls if not call[0]]
     continued = [call for call in calls if call[0]]

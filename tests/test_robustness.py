@@ -266,7 +266,7 @@ def test_failed_refit_keeps_the_fitted_model(make):
 #: Where each estimator's training loop can be interrupted.
 TRAINING_LOOPS = {
     IConEmbedding: [(embedding_module, "train_table"), (embedding_module, "train_mapper")],
-    IConClustering: [(clustering_module, "train_assignments")],
+    IConClustering: [(clustering_module, "train_restarts")],
     IConClassifier: [(classifier_module, "lbfgs"), (classifier_module, "train_minibatch")],
 }
 

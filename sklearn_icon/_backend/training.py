@@ -282,6 +282,54 @@ def train_assignments(
     )
 
 
+def train_restarts(make_model, objective, *, n_init, max_iter, screen, keep, prefix="", **train):
+    """Restarts of :func:`train_assignments`, screened: all run ``screen`` steps, the ``keep`` best run on.
+
+    Every restart runs ``screen`` steps (fewer if it converges); the
+    ``keep`` of lowest loss then carry on, with their optimiser state, to
+    convergence or ``max_iter`` steps in all, and the lowest final loss
+    wins. ``screen = max_iter`` runs every restart to the end.
+
+    Parameters
+    ----------
+    make_model : callable
+        ``make_model(restart) -> torch.nn.Module``, the start of a restart.
+    objective : object
+        As for :func:`train_assignments`.
+    n_init, max_iter, screen, keep : int
+    prefix : str
+        Start of the progress lines; the restart's number is appended.
+    **train
+        ``learning_rate``, ``weight_decay``, ``tol`` and ``verbose`` of
+        :func:`train_assignments`.
+
+    Returns
+    -------
+    result : OptimResult
+        The kept restart's, its losses and ``n_iter`` over both stretches.
+    model : torch.nn.Module
+        The kept restart's trained model.
+    """
+    screened = []
+    for restart in range(n_init):
+        model = make_model(restart)
+        result = train_assignments(model, objective, max_iter=screen, prefix=f"{prefix} restart {restart}", **train)
+        screened.append((result.losses[-1], restart, result, model))
+    best = None
+    for _, restart, result, model in sorted(screened, key=lambda entry: entry[:2])[:keep]:
+        if not result.converged and screen < max_iter:
+            first = result
+            result = train_assignments(
+                model, objective, max_iter=max_iter - screen, resume=first.state,
+                prefix=f"{prefix} restart {restart}, kept", **train,
+            )
+            result.losses = first.losses[:-1] + result.losses
+            result.n_iter += first.n_iter
+        if best is None or result.losses[-1] < best[0].losses[-1]:
+            best = (result, model)
+    return best
+
+
 class ShuffledBatches:
     """Epochs over a fresh random order of ``n_samples``: the batch source of mini-batch Adam.
 
