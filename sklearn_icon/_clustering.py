@@ -22,6 +22,7 @@ from ._backend.initialization import (
     smoothed_logits,
     soft_kmeans_linear,
     soft_kmeans_temperature,
+    squared_distances,
     unit_spread,
 )
 from ._backend.kernels.cluster import CLUSTER_KERNELS
@@ -142,9 +143,9 @@ class IConClustering(ClusterMixin, _BaseNeighborICon):
 default="random_weights"
         Where each restart starts. ``random_weights``: the mapper's own
         random weights (for ``table``, random logits smoothed along
-        ``p``'s graph), a start committed to no partition; on digits it
-        found better clusterings than any of the centre starts below (the
-        user guide gives the figures). The others take KMeans's meaning:
+        ``p``'s graph), a start committed to no partition; on digits none
+        of the centre starts below did better (the user guide gives the
+        figures). The others take KMeans's meaning:
         ``random`` draws ``n_clusters`` distinct rows as centres,
         ``k-means++`` seeds them as :func:`sklearn.cluster.kmeans_plusplus`
         does, an array gives them (and the fit runs one restart), a
@@ -472,9 +473,9 @@ default="random_weights"
 
     def _make_model(self, n, n_features, generator, dtype, P, centres=None, dense=None, standardizer=None):
         if centres is not None:
-            temperature = soft_kmeans_temperature(dense, centres)
+            squared = squared_distances(dense, centres)
+            temperature = soft_kmeans_temperature(squared)
             if self.mapper == "table":
-                squared = ((dense[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
                 return FreeLogits(torch.as_tensor(-squared / temperature, dtype=dtype))
             model = self._make_model(n, n_features, generator, dtype, P)
             weight, bias = soft_kmeans_linear(centres, *standardizer, temperature)

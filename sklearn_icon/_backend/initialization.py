@@ -164,16 +164,22 @@ def unit_spread(X):
     return centred / spread, spread
 
 
-def soft_kmeans_temperature(X, centres):
+def squared_distances(X, centres):
+    """``|x_i - c_k|^2`` for every point and centre, by ``|x|^2 - 2 x . c + |c|^2`` (never ``n x k x d``)."""
+    squared = (X * X).sum(1)[:, None] - 2.0 * X @ centres.T + (centres * centres).sum(1)[None, :]
+    return np.maximum(squared, 0.0)
+
+
+def soft_kmeans_temperature(squared):
     """``s`` of the soft k-means assignment: the mean squared distance of the points to their nearest centre.
 
+    ``squared`` is :func:`squared_distances` of the points to the centres.
     ``softmax(-|x - c|^2 / s)`` then gives a typical point odds of about
     ``e`` between its nearest centre and one a mean squared distance
     further: soft enough for the I-Con loss to move, firm enough to keep
     the centres' partition. One when every point sits on a centre.
     """
-    squared = (X * X).sum(1)[:, None] - 2.0 * X @ centres.T + (centres * centres).sum(1)[None, :]
-    temperature = float(np.maximum(squared.min(1), 0.0).mean())
+    temperature = float(squared.min(1).mean())
     return temperature if temperature > 0 else 1.0
 
 

@@ -77,6 +77,7 @@ class EdgeList:
         self.perm = torch.argsort(cols * n + rows)
         self.crow_t = self._compressed(cols)
         self.cols_t = rows[self.perm]
+        self._patterns = {}
 
     def _compressed(self, index):
         crow = torch.zeros(self.n + 1, dtype=torch.int64, device=index.device)
@@ -94,9 +95,13 @@ class EdgeList:
         """``a_i . b_j`` on every edge ``(i, j)``: a sampled dense-dense product, never ``n x n``."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
-            pattern = torch.sparse_csr_tensor(
-                self.crow, self.cols, a.new_zeros(self.cols.shape[0]), (self.n, self.n), check_invariants=False
-            )
+            # The pattern's values are multiplied by beta = 0: one pattern per dtype serves every step.
+            pattern = self._patterns.get(a.dtype)
+            if pattern is None:
+                pattern = torch.sparse_csr_tensor(
+                    self.crow, self.cols, a.new_zeros(self.cols.shape[0]), (self.n, self.n), check_invariants=False
+                )
+                self._patterns[a.dtype] = pattern
             return torch.sparse.sampled_addmm(pattern, a, b.T, beta=0.0).values()
 
     def product(self, values, dense, transpose=False):
