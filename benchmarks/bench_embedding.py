@@ -18,6 +18,13 @@ within each round so that the machine's drift reaches them all alike; the
 time column is then the median and the range of those runs (every method
 here is deterministic under its seed, so the quality columns do not move).
 
+A second table places new points into a fitted embedding, openTSNE's
+``transform`` against IConEmbedding's: both fit on 1,500 digits (one
+permutation under seed 0), then embed the other 297; the columns are the
+transform's time alone (median of ``--repeats`` rounds, interleaved) and
+the 10-NN accuracy of the placed points against the labels of the
+reference points.
+
 Usage::
 
     python benchmarks/bench_embedding.py                 # digits + MNIST 5k, 10k
@@ -108,6 +115,10 @@ def run_opentsne(X):
 def methods():
     yield "IConEmbedding (defaults: 750 iterations, openTSNE's budget)", lambda X: run_icon(X)
     yield "IConEmbedding (max_iter=1000, TSNE's budget)", lambda X: run_icon(X, max_iter=1000)
+    yield (
+        "IConEmbedding (TSNE's line: method='barnes_hut', angle=0.5, max_iter=1000)",
+        lambda X: run_icon(X, method="barnes_hut", angle=0.5, max_iter=1000),
+    )
     yield "sklearn TSNE (Barnes-Hut)", run_sklearn
     try:
         import openTSNE  # noqa: F401
@@ -115,6 +126,32 @@ def methods():
         print("openTSNE skipped: pip install openTSNE")
         return
     yield "openTSNE", run_opentsne
+
+
+def transform_rows(repeats):
+    """Fit on 1,500 digits, place the other 297: time and 10-NN accuracy for us and openTSNE."""
+    X, y = load_digits(return_X_y=True)
+    order = np.random.RandomState(0).permutation(len(X))
+    train, new = order[:1500], order[1500:]
+    fitted = {"IConEmbedding.transform": IConEmbedding(random_state=0).fit(X[train])}
+    if _installed("openTSNE"):
+        from openTSNE import TSNE as OpenTSNE
+
+        fitted["openTSNE TSNEEmbedding.transform"] = OpenTSNE(random_state=0, n_jobs=os.cpu_count()).fit(X[train])
+    seconds = {name: [] for name in fitted}
+    placed = {}
+    for _ in range(repeats):
+        for name, model in fitted.items():
+            tic = time.perf_counter()
+            placed[name] = np.asarray(model.transform(X[new]))
+            seconds[name].append(time.perf_counter() - tic)
+    print("\n| transform (fit 1,500 digits, place 297) | time (s) | 10-NN acc of placed points |")
+    print("|---|---|---|")
+    for name, model in fitted.items():
+        reference = np.asarray(getattr(model, "embedding_", model))
+        accuracy = KNeighborsClassifier(n_neighbors=10).fit(reference, y[train]).score(placed[name], y[new])
+        times = seconds[name]
+        print(f"| {name} | {np.median(times):.3f} ({min(times):.3f}-{max(times):.3f}, {repeats} runs) | {accuracy:.4f} |")
 
 
 def score(X, y, embedding):
@@ -190,6 +227,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="*", default=[5000, 10000], help="MNIST subset sizes")
     parser.add_argument("--no-mnist", action="store_true")
     parser.add_argument("--repeats", type=int, default=5, help="rounds for data sets under 5000 points")
+    parser.add_argument("--no-transform", action="store_true", help="skip the transform table")
     args = parser.parse_args()
 
     datasets = benchmark_datasets(args.sizes, mnist=not args.no_mnist)
@@ -224,6 +262,8 @@ def main():
                 f"| {own_kl:.4f} | {kl:.4f} |",
                 flush=True,
             )
+    if not args.no_transform:
+        transform_rows(args.repeats)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ parameter constraints every estimator repeats; each estimator merges its
 own with ``{**Base._parameter_constraints, ...}``.
 """
 
+import contextlib
 import functools
 import os
 from numbers import Integral, Real
@@ -12,11 +13,12 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS
+from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS, TORCH_METRICS, is_torch_metric
 
 DEVICE_CONSTRAINT = [StrOptions({"auto", "cpu", "cuda"})]
 
@@ -60,7 +62,7 @@ class _BaseNeighborICon(_BaseICon):
         """A precomputed ``X`` must be a square, non-negative matrix, and the neighbor search able to read it."""
         check_neighbor_search(self.neighbors, self.metric)
         if self._precomputed_input:
-            check_precomputed(X, self.mapper)
+            check_precomputed(X, self.mapper, "affinity" if self.supervisory == "precomputed" else "distance")
 
     def _check_neighborhoods(self, n_samples, *, n_neighbors=None, perplexity=None):
         """Neighborhoods smaller than the data (None skips a check), and a well-formed MLP."""
@@ -94,6 +96,24 @@ def make_generator(random_state):
     return torch.Generator(device="cpu").manual_seed(int(seed))
 
 
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs):
+    """Run a block with torch's CPU threads set to ``n_jobs``, restored afterwards.
+
+    ``n_jobs`` has joblib's meaning: None leaves torch's setting, -1 is all
+    cores, ``-k`` all but ``k - 1``.
+    """
+    if n_jobs is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(effective_n_jobs(n_jobs))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def available_memory(device):
@@ -160,8 +180,16 @@ def fit_standardizer(X, sample_weight=None, shared_scale=False):
     return mean, scale
 
 
-def check_precomputed(X, mapper):
-    """Validate a precomputed distance or affinity matrix given as ``X``.
+def check_precomputed(X, mapper, what="distance"):
+    """Validate a precomputed distance or affinity matrix given as ``X``, in ``TSNE``'s words.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix
+    mapper : str or callable
+        The estimator's mapper: only ``"table"`` fits a matrix without features.
+    what : {"distance", "affinity"}, default="distance"
+        What ``X`` holds, for the messages.
 
     Raises
     ------
@@ -169,10 +197,14 @@ def check_precomputed(X, mapper):
         If ``X`` is not square, has a negative entry, or ``mapper`` needs
         input features that a precomputed matrix does not have.
     """
+    given = "metric" if what == "distance" else "supervisory"
     if X.shape[0] != X.shape[1]:
-        raise ValueError(f"With metric or supervisory='precomputed', X must be a square matrix; got shape {X.shape}.")
+        raise ValueError(f"X should be a square {what} matrix with {given}='precomputed'; got shape {X.shape}.")
     if (X.data if sp.issparse(X) else X).min(initial=0) < 0:
-        raise ValueError("A precomputed distance or affinity matrix must be non-negative.")
+        raise ValueError(
+            f"With {given}='precomputed', X should contain positive {what}s (a precomputed {what} matrix must "
+            "be non-negative)."
+        )
     if mapper != "table":
         raise ValueError(
             f"mapper={mapper!r} maps input features, but X is a precomputed matrix with no features; use mapper='table'."
@@ -194,10 +226,15 @@ def check_neighborhood_sizes(n_samples, *, n_neighbors=None, perplexity=None):
 
 
 def check_neighbor_search(neighbors, metric):
-    """An approximate search needs features: refuse it for precomputed distances."""
+    """An approximate search needs features in one of the metrics it knows: refuse it otherwise."""
     if neighbors == "approximate" and metric == "precomputed":
         raise ValueError(
             "neighbors='approximate' searches feature vectors, but metric='precomputed' gives distances; "
+            "use neighbors='exact' or 'auto'."
+        )
+    if neighbors == "approximate" and not is_torch_metric(metric):
+        raise ValueError(
+            f"neighbors='approximate' searches in one of {TORCH_METRICS}; metric={metric!r} is searched exactly: "
             "use neighbors='exact' or 'auto'."
         )
 

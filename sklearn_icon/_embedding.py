@@ -1,16 +1,17 @@
 """IConEmbedding: a drop-in for ``sklearn.manifold.TSNE`` built on the I-Con loss."""
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.neighbors import VALID_METRICS
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._backend.affinities import SUPERVISORY_KERNELS, supervisory_distribution
+from ._backend.affinities import SUPERVISORY_KERNELS, placement_distribution, supervisory_distribution
 from ._backend.affinities.graphs import WalkSampler
 from ._backend.distributed import ProcessGroupShard
 from ._backend.initialization import padded_principal_axes, pca_table, random_table, table_learning_rates
@@ -19,8 +20,15 @@ from ._backend.mappers import MAPPERS, build_user_module, finalize_mapper, make_
 from ._backend.objectives.autograd import AutogradObjective
 from ._backend.objectives.exact import DistanceKernelObjective, exact_buffers
 from ._backend.objectives.fft import MAX_DIMENSIONS, InterpolatedStudentTObjective
+from ._backend.objectives.placement import placement_objective
 from ._backend.objectives.sampled import SampledNeighborLoss
-from ._backend.training import standardized_augmentation, train_mapper, train_sampled, train_table
+from ._backend.training import (
+    standardized_augmentation,
+    train_mapper,
+    train_placement,
+    train_sampled,
+    train_table,
+)
 from ._base import (
     _BaseNeighborICon,
     apply_mapper,
@@ -31,6 +39,7 @@ from ._base import (
     make_generator,
     resolve_device,
     to_torch,
+    torch_threads,
 )
 
 #: Fewest samples for which ``method="auto"`` interpolates the repulsion,
@@ -39,7 +48,26 @@ from ._base import (
 #: "Measurements behind the defaults").
 FFT_MIN_SAMPLES = 10000
 
-LOSS_METHODS = ("auto", "exact", "fft")
+LOSS_METHODS = ("auto", "exact", "fft", "barnes_hut")
+
+#: Metrics ``metric`` accepts, as ``TSNE``: every name of
+#: :func:`sklearn.metrics.pairwise_distances`, and "precomputed".
+EMBEDDING_METRICS = frozenset(VALID_METRICS["brute"]) | {"precomputed"}
+
+
+def barnes_hut_grid(angle):
+    """The interpolation grid that ``method="barnes_hut"`` runs at a Barnes-Hut ``angle`` in (0, 1].
+
+    Barnes-Hut summarises a cell when its width is below ``angle`` times
+    its distance; the interpolation's error is set likewise by its box
+    width against the kernel's length scale (one unit for the Cauchy
+    kernel). Boxes of width ``2 angle`` and at least ``50 / angle`` of them
+    per side make the default ``angle=0.5`` twice as fine as openTSNE's
+    smallest grid, which on small data sets (where the embedding spans
+    fewer than 100 units) is what brings its KL to that of the exact loss
+    (benchmarks/RESULTS.md); a smaller angle is finer, and slower.
+    """
+    return dict(ints_in_interval=2.0 * angle, min_num_intervals=int(math.ceil(50.0 / angle)))
 
 #: ``max_iter=None``: t-SNE's iterations for ``table`` at openTSNE's budget
 #: (its larger step after exaggeration reaches there the KL scikit-learn's
@@ -49,8 +77,14 @@ TABLE_MAX_ITER = 750
 ADAM_MAX_ITER = 1000
 
 
-def _is_parametric(estimator):
-    return estimator.mapper != "table"
+#: openTSNE's ``transform``: new points start at the median embedding of
+#: this many nearest reference points.
+PLACEMENT_NEAREST = 25
+
+#: Iterations of the placement of new points (openTSNE's 250, at one momentum).
+PLACEMENT_ITER = 250
+PLACEMENT_LEARNING_RATE = 0.05
+PLACEMENT_EXAGGERATION = 1.5
 
 
 class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeighborICon):
@@ -193,11 +227,22 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         the exaggeration phase (``table`` mapper).
     min_grad_norm : float, default=1e-7
         Stop when the gradient norm falls below this (``table`` mapper).
-    metric : {"euclidean", "sqeuclidean", "cosine", "manhattan", "precomputed"}, default="euclidean"
-        Input metric; Euclidean distances are squared inside the kernel as
-        in t-SNE. ``precomputed``: ``X`` is a square distance matrix whose
-        entries enter the kernel as given, as in ``TSNE`` (pass squared
-        distances to reproduce the Euclidean metric).
+    metric : str or callable, default="euclidean"
+        Input metric, as in ``TSNE``: any metric
+        :func:`sklearn.metrics.pairwise_distances` accepts (a name, or a
+        callable of two rows), or ``"precomputed"``, where ``X`` is a square
+        distance matrix, dense or sparse (a sparse one's stored entries are
+        the distances, and every row needs ``3 * perplexity + 1`` of them).
+        As ``TSNE`` does, every metric's distances are squared before the
+        kernel (so ``"euclidean"`` enters as squared Euclidean distances,
+        and precomputed Euclidean distances give the same embedding as the
+        features). ``"euclidean"``, ``"sqeuclidean"``, ``"cosine"`` and
+        ``"manhattan"`` are computed in torch (on the GPU when there is
+        one); every other metric by scikit-learn on the CPU, with an exact
+        neighbour search.
+    metric_params : dict or None, default=None
+        Keyword arguments of the metric (``VI`` of ``"mahalanobis"``, ``p``
+        of ``"minkowski"``, ...), as in ``TSNE``.
     neighbors : {"auto", "exact", "approximate"}, default="auto"
         Neighbour search behind the supervisory kernel. ``approximate`` uses
         pynndescent (its first call in a process compiles numba code, which
@@ -205,7 +250,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         ``n_samples**2 * n_features <= 2.5e11`` (up to about MNIST-70k in 50
         dimensions, where an exact search on a CPU is still faster than a
         compiled pynndescent), approximately beyond.
-    method : {"auto", "exact", "fft"}, default="auto"
+    method : {"auto", "exact", "fft", "barnes_hut"}, default="auto"
         How the loss and its gradient are computed. ``exact``: over all
         pairs, ``O(n_samples ** 2)`` per iteration. ``fft``: attraction over
         the edges of the sparse ``p`` and repulsion by FFT-accelerated
@@ -213,19 +258,42 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         ``O(n_samples)``; needs ``learned="student_t"``,
         ``normalization="joint"``, ``alpha_q=0`` and ``n_components <= 2``.
         ``auto``: ``fft`` from 10000 samples when those hold (as openTSNE
-        switches to it), else ``exact``.
+        switches to it), else ``exact``. ``barnes_hut``, ``TSNE``'s
+        default, asks for the approximate engine: there is no Barnes-Hut
+        tree here, so it runs the interpolation of ``fft`` at an accuracy
+        set by ``angle`` (and the exact loss at ``angle=0``); like ``fft``
+        it embeds in at most 2 dimensions, where ``TSNE``'s trees take 3.
+    angle : float in [0, 1], default=0.5
+        With ``method="barnes_hut"``, the accuracy of the approximation,
+        as ``TSNE``'s trade-off of speed for accuracy: the interpolation
+        uses boxes of width ``2 * angle`` (in embedding units, against the
+        Cauchy kernel's unit length) and at least ``50 / angle`` of them per
+        side; smaller is more accurate and slower, 0 is the exact loss.
+        Only ``method="barnes_hut"`` reads it (``fft`` keeps openTSNE's
+        grid), as only ``TSNE``'s Barnes-Hut reads it.
     init : {"pca", "random"} or ndarray of shape (n_samples, n_components), default="pca"
         Initial embedding of the ``table`` mapper (PCA scaled to a standard
         deviation of 1e-4, as scikit-learn does); for ``linear`` and
         ``orthonormal``, ``"pca"`` starts the map at the principal axes.
+        As in ``TSNE``, ``"pca"`` cannot be used with a precomputed ``X``,
+        which has no features.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to optimise; ``"auto"`` uses a CUDA GPU when there is one.
         Fitted state is always kept on the CPU.
+    n_jobs : int or None, default=None
+        CPU threads of the fit (and of :meth:`transform`), as in ``TSNE``:
+        torch's thread count is set to it for the call and restored
+        afterwards; -1 means all cores, None leaves torch's setting. It is
+        passed on to scikit-learn for a metric computed there.
     random_state : int, RandomState instance or None, default=None
         Seeds a local generator for the initialisation; same seed, same
         device, same result.
     verbose : int, default=0
-        Print progress every 50 iterations when positive.
+        Report progress in ``TSNE``'s lines: with 1, the neighbour search,
+        the calibration (mean sigma), the KL divergence after early
+        exaggeration (of the exaggerated ``p``, as ``TSNE`` prints it) and
+        after the last iteration; with 2, also the error and gradient norm
+        every 50 iterations.
 
     Attributes
     ----------
@@ -291,7 +359,11 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
         "method": [StrOptions(set(LOSS_METHODS))],
+        "angle": [Interval(Real, 0, 1, closed="both")],
         "init": [StrOptions({"pca", "random"}), np.ndarray],
+        "metric": [StrOptions(set(EMBEDDING_METRICS)), callable],
+        "metric_params": [dict, None],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(
@@ -321,10 +393,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         n_iter_without_progress=300,
         min_grad_norm=1e-7,
         metric="euclidean",
+        metric_params=None,
         neighbors="auto",
         method="auto",
+        angle=0.5,
         init="pca",
         device="auto",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -352,10 +427,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         self.n_iter_without_progress = n_iter_without_progress
         self.min_grad_norm = min_grad_norm
         self.metric = metric
+        self.metric_params = metric_params
         self.neighbors = neighbors
         self.method = method
+        self.angle = angle
         self.init = init
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -390,6 +468,14 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
             )
         if isinstance(self.init, np.ndarray) and not np.isfinite(self.init).all():
             raise ValueError("init contains NaN or infinity.")
+        if self._precomputed_input and isinstance(self.init, str) and self.init == "pca" and self.mapper == "table":
+            given = "metric" if self.metric == "precomputed" else "supervisory"
+            raise ValueError(
+                f'The parameter init="pca" cannot be used with {given}="precomputed": a precomputed matrix has no '
+                'features to take principal components of; use init="random" or an array.'
+            )
+        if self.metric_params is not None and self.metric == "precomputed":
+            raise ValueError("metric_params cannot be used with metric='precomputed': X already holds the distances.")
         if self.batch_size is not None and self.mapper == "table":
             raise ValueError(
                 "batch_size needs a parametric mapper ('linear', 'mlp', 'orthonormal' or a module factory): "
@@ -428,13 +514,18 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         return obstacles
 
     def _loss_method(self, n_samples):
-        """``"exact"`` or ``"fft"`` for this fit; raises if ``fft`` was asked for and cannot be done."""
+        """``"exact"`` or ``"fft"`` for this fit; raises if an approximation was asked for and cannot be done."""
+        if self.method == "barnes_hut" and self.angle == 0:
+            # Barnes-Hut at angle 0 summarises no cell: the exact loss.
+            return "exact"
         obstacles = self._fft_obstacles()
-        if self.method == "fft" and obstacles:
-            raise ValueError("method='fft' cannot be used with " + ", ".join(obstacles) + "; use method='exact'.")
+        if self.method in ("fft", "barnes_hut") and obstacles:
+            raise ValueError(
+                f"method={self.method!r} cannot be used with " + ", ".join(obstacles) + "; use method='exact'."
+            )
         if self.method == "auto":
             return "fft" if not obstacles and n_samples >= FFT_MIN_SAMPLES else "exact"
-        return self.method
+        return "fft" if self.method == "barnes_hut" else self.method
 
     @property
     def _closed_form(self):
@@ -476,7 +567,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
 
     def _supervisory(self, X, device, labels=None):
         """The supervisory distribution ``p`` in float64 on ``device``."""
-        data = to_torch(X if self.supervisory == "precomputed" or not sp.issparse(X) else X.toarray(), device)
+        data = to_torch(X if self._precomputed_input or not sp.issparse(X) else X.toarray(), device)
         return supervisory_distribution(
             data,
             kernel=self.supervisory,
@@ -489,11 +580,19 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
             random_state=self.random_state,
             labels=None if labels is None else labels.to(device),
             label_weight=self.label_weight,
+            metric_params=self.metric_params,
+            n_jobs=self.n_jobs,
+            squared_metric=True,
+            verbose=self.verbose,
+            prefix=type(self).__name__,
         )
 
     def _objective(self, P, method):
         if method == "fft":
-            return InterpolatedStudentTObjective(P if P.is_sparse else P.to_sparse(), dof=self.dof, alpha=self.alpha)
+            grid = barnes_hut_grid(self.angle) if self.method == "barnes_hut" else {}
+            return InterpolatedStudentTObjective(
+                P if P.is_sparse else P.to_sparse(), dof=self.dof, alpha=self.alpha, **grid
+            )
         objective = DistanceKernelObjective if self._closed_form else AutogradObjective
         return objective(
             P,
@@ -537,7 +636,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
     def _initial_table(self, X, generator):
         if isinstance(self.init, np.ndarray):
             return torch.tensor(self.init, dtype=torch.float32)
-        if self.init == "random" or self._precomputed_input:
+        if self.init == "random":
             return random_table(X.shape[0], self.n_components, generator)
         dense = X.toarray() if sp.issparse(X) else X
         return pca_table(torch.tensor(np.asarray(dense, dtype=np.float64)), self.n_components, generator)
@@ -625,6 +724,10 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         self : IConEmbedding
             The fitted estimator.
         """
+        with torch_threads(self.n_jobs):
+            return self._fit(X, y, groups)
+
+    def _fit(self, X, y, groups):
         X = self._validate_fit_input(X)
         n = X.shape[0]
         labels = self._labels(y, groups, n)
@@ -667,6 +770,8 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         self.n_iter_ = int(result.n_iter)
         self.learning_rate_ = lr
         self._n_features_out = self.n_components
+        # transform places new points against the training data (table mapper).
+        self._reference_data = X if mapper is None else None
         return self
 
     def fit_transform(self, X, y=None, groups=None):
@@ -692,26 +797,82 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         return apply_mapper(self.mapper_, self._standardizer, X)
 
     def transform(self, X):
-        """Embed new points with the trained parametric mapper.
+        """Embed new points: by the trained mapper, or placed into the fitted table embedding.
 
-        Available only with a parametric ``mapper`` (not ``"table"``); t-SNE's
-        non-parametric ``table`` has nothing to apply to unseen points.
+        With a parametric ``mapper``, the mapper is applied to ``X``. With
+        ``mapper="table"`` (t-SNE), new points are placed into the fitted
+        embedding by openTSNE's procedure (``TSNEEmbedding.transform``) in
+        I-Con terms: each new point gets its own ``p(.|i)`` over the
+        training points (the fit's kernel and metric, calibrated to the
+        fit's ``perplexity``), starts at the median embedding of its 25
+        nearest training points, and moves for 250 iterations of t-SNE's
+        gradient descent on ``KL(p(.|i) || q(.|i))``, ``q`` over the fixed
+        training embedding. No term couples two new points, so a point's
+        result does not depend on the others transformed with it. A
+        training point transformed this way lands near, not exactly at,
+        its fitted position: the fit placed it jointly with all others.
+        Costs ``O(n_new * n_train)`` per iteration.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            New data.
+            New data; with ``metric="precomputed"``, their distances to the
+            training points, shape (n_samples, n_training_samples); with
+            ``supervisory="precomputed"``, their affinities to them.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
-            Their embedding, computed in float64 row by row independently.
+            Their embedding, in float64.
         """
-        check_is_fitted(self, "mapper_")
+        check_is_fitted(self, "embedding_")
         X = validate_data(self, X, accept_sparse=["csr", "csc", "coo"], dtype=[np.float64, np.float32], reset=False)
-        return self._map(X.toarray() if sp.issparse(X) else X)
+        if self.mapper_ is not None:
+            return self._map(X.toarray() if sp.issparse(X) else X)
+        with torch_threads(self.n_jobs):
+            return self._place(X)
 
-
-# Applied after the class body: TransformerMixin's set_output machinery wraps
-# ``transform`` at class creation and would discard a descriptor set inside.
-IConEmbedding.transform = available_if(_is_parametric)(IConEmbedding.transform)
+    def _place(self, X):
+        """openTSNE's placement of new rows into the fitted table embedding (see :meth:`transform`)."""
+        if self.supervisory == "identity":
+            raise ValueError(
+                "transform cannot place new points with supervisory='identity': a new point's only neighbour "
+                "would be itself, which is not in the fitted embedding."
+            )
+        if self._precomputed_input and (X.data if sp.issparse(X) else X).min(initial=0) < 0:
+            what = "distances" if self.metric == "precomputed" else "affinities"
+            raise ValueError(f"X should contain positive {what} to the training points.")
+        device = torch.device("cpu")
+        reference = self._reference_data
+        if self._precomputed_input:
+            query, reference = to_torch(X, device), None
+        else:
+            query = to_torch(X.toarray() if sp.issparse(X) else X, device)
+            reference = to_torch(reference.toarray() if sp.issparse(reference) else reference, device)
+        P, nearest = placement_distribution(
+            query,
+            reference,
+            kernel=self.supervisory,
+            metric=self.metric,
+            perplexity=self.perplexity,
+            n_neighbors=self.n_neighbors,
+            bandwidth=self.bandwidth,
+            metric_params=self.metric_params,
+            n_jobs=self.n_jobs,
+            squared_metric=True,
+            n_nearest=PLACEMENT_NEAREST,
+        )
+        embedding = torch.as_tensor(self.embedding_, dtype=torch.float64)
+        if nearest is None:
+            start = torch.sparse.mm(P, embedding)
+        else:
+            start = torch.quantile(embedding[nearest], 0.5, dim=1)
+        objective = placement_objective(
+            P, embedding, self.learned, alpha=self.alpha, alpha_q=self.alpha_q, dof=self.dof,
+            temperature=self.temperature,
+        )
+        placed, _ = train_placement(
+            objective, start, n_iter=PLACEMENT_ITER, learning_rate=PLACEMENT_LEARNING_RATE,
+            exaggeration=PLACEMENT_EXAGGERATION, verbose=self.verbose,
+        )
+        return placed.numpy()

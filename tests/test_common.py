@@ -85,8 +85,26 @@ ESTIMATORS = [
 ]
 
 
+#: Why fit_transform(X) and fit(X).transform(X) differ for the table mapper.
+PLACEMENT_REASON = (
+    "With the table mapper (t-SNE), transform places new points into the fitted embedding by openTSNE's "
+    "procedure: each point is optimised on its own against the fixed training embedding. A training point "
+    "placed this way lands near its fitted position, not within the check's 1e-2 of it, because the fit "
+    "placed all points jointly (and an embedding's scale makes 1e-2 tiny). scikit-learn's TSNE offers no "
+    "transform for this reason; tests/test_tsne_dropin.py checks that placed training points land among "
+    "their own neighbours, and the other transformer checks (subset and order invariance, dtypes, pickling, "
+    "n_features) run and pass."
+)
+
+
 def expected_failed_checks(estimator):
     """Checks an instance is known to fail, each with the reason."""
+    if isinstance(estimator, IConEmbedding) and estimator.mapper == "table":
+        return {
+            "check_transformer_general": PLACEMENT_REASON,
+            "check_transformer_general(readonly_memmap=True)": PLACEMENT_REASON,
+            "check_transformer_data_not_an_array": PLACEMENT_REASON,
+        }
     if not isinstance(estimator, IConClassifier):
         return {}
     if estimator.learned != "softmax" and estimator.mapper == "linear":

@@ -84,8 +84,9 @@ def test_parametric_mapper_embeds_unseen_points(digits):
     np.testing.assert_allclose(model.transform(X_train), model.embedding_)
 
 
-def test_transform_only_exists_for_parametric_mappers():
-    assert not hasattr(IConEmbedding(), "transform")
+def test_transform_exists_for_every_mapper():
+    """Parametric mappers apply their map; the table places new points (openTSNE's transform)."""
+    assert hasattr(IConEmbedding(), "transform")
     assert hasattr(IConEmbedding(mapper="linear"), "transform")
 
 
@@ -122,12 +123,12 @@ def test_precomputed_distances_and_affinities_match_features(blobs):
 
     D = pairwise_distances(X)
     from_features = IConEmbedding(perplexity=10, init="random", **FAST).fit_transform(X)
-    # As in TSNE, precomputed distances enter the kernel as given: squared
-    # distances reproduce the Euclidean metric.
-    from_distances = IConEmbedding(perplexity=10, init="random", metric="precomputed", **FAST).fit_transform(D**2)
+    # As in TSNE, precomputed distances are squared before the kernel: the
+    # Euclidean distances themselves reproduce the Euclidean metric.
+    from_distances = IConEmbedding(perplexity=10, init="random", metric="precomputed", **FAST).fit_transform(D)
     np.testing.assert_allclose(from_features, from_distances, rtol=1e-3, atol=1e-3)
     A = sp.csr_matrix(np.exp(-(D**2) / 10.0) * (D < 3))
-    embedding = IConEmbedding(supervisory="precomputed", **FAST).fit_transform(A)
+    embedding = IConEmbedding(supervisory="precomputed", init="random", **FAST).fit_transform(A)
     assert knn_accuracy(embedding, y) >= 0.95
 
 
@@ -223,10 +224,26 @@ def test_cuda_fit_matches_cpu_quality_and_keeps_state_on_cpu(digits):
     assert knn_accuracy(table, y) >= 0.965
 
 
-def test_verbose_reports_progress(blobs, capsys):
-    IConEmbedding(perplexity=10, verbose=1, **FAST).fit(blobs[0])
+def test_verbose_reports_progress_in_tsne_lines(blobs, capsys):
+    """verbose=1 prints TSNE's summary lines (parsable as TSNE's), verbose=2 also every 50 iterations."""
+    import re
+
+    embedding = IConEmbedding(perplexity=10, verbose=1, **FAST).fit(blobs[0])
     out = capsys.readouterr().out
-    assert "Iteration 50" in out and "Iteration 150" in out
+    assert "Computing 31 nearest neighbors..." in out
+    assert re.search(r"Mean sigma: \d+\.\d{6}", out)
+    early = re.search(r"KL divergence after 50 iterations with early exaggeration: (\d+\.\d+)", out)
+    final = re.search(r"KL divergence after (\d+) iterations: (\d+\.\d+)\n", out)
+    assert early and final
+    assert int(final.group(1)) == embedding.n_iter_
+    assert float(final.group(2)) == pytest.approx(embedding.kl_divergence_, abs=1e-6)
+    # TSNE prints the objective of the exaggerated p: a (KL + log a).
+    kl_at_50 = embedding.loss_curve_[0]
+    assert float(early.group(1)) == pytest.approx(12.0 * (kl_at_50 + np.log(12.0)), abs=1e-5)
+    assert "Iteration 50:" not in out
+    IConEmbedding(perplexity=10, verbose=2, **FAST).fit(blobs[0])
+    out = capsys.readouterr().out
+    assert re.search(r"Iteration 100: error = \d+\.\d{7}, gradient norm = \d+\.\d{7} \(50 iterations in", out)
 
 
 def test_pca_init_starts_from_the_principal_components(blobs):

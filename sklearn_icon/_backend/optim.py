@@ -44,11 +44,22 @@ def check_finite(loss, iteration, hint):
         raise DivergedError(f"The loss became {loss} at iteration {iteration}. Likely causes: {hint}.")
 
 
-def report(verbose, prefix, iteration, loss, seconds, grad_norm=None):
-    """The one progress line of every loop, printed when ``verbose`` is positive."""
-    if verbose:
+def announce(verbose, prefix, message):
+    """Print one ``[prefix] message`` line of progress when ``verbose`` is positive."""
+    if verbose > 0:
+        print(f"[{prefix}] {message}", flush=True)
+
+
+def report(verbose, prefix, iteration, loss, seconds, grad_norm=None, n_iter=None):
+    """The one progress line of every loop, in scikit-learn's ``TSNE`` wording, when ``verbose`` is positive.
+
+    ``seconds`` is the time of the last ``n_iter`` iterations (of all of
+    them when ``n_iter`` is None).
+    """
+    if verbose > 0:
         norm = "" if grad_norm is None else f", gradient norm = {grad_norm:.7f}"
-        print(f"[{prefix}] Iteration {iteration}: loss = {loss:.7f}{norm} ({seconds:.2f}s)", flush=True)
+        span = f"{iteration if n_iter is None else n_iter} iterations in {seconds:.3f}s"
+        print(f"[{prefix}] Iteration {iteration}: error = {loss:.7f}{norm} ({span})", flush=True)
 
 
 @dataclass
@@ -93,6 +104,15 @@ class Phase:
         Momentum of the ``gains`` rule.
     monitored : bool, default=True
         Whether the stopping rules look at this phase.
+    summary : str or None, default=None
+        When set, the phase ends on a checkpoint and, with ``verbose``, a
+        line ``"{loss_name} after {n} iterations{summary}: {loss}"``
+        (t-SNE's ``" with early exaggeration"``).
+    reported : callable or None, default=None
+        ``reported(loss) -> float``: the number the progress lines show for
+        this phase's loss (t-SNE reports its exaggerated objective during
+        early exaggeration); None shows the loss. The recorded losses stay
+        the plain ones.
     """
 
     n_iter: int
@@ -100,6 +120,8 @@ class Phase:
     learning_rate: float = None
     momentum: float = 0.0
     monitored: bool = True
+    summary: str = None
+    reported: object = None
 
 
 @dataclass
@@ -253,7 +275,9 @@ def first_order(
     shard=None,
     resume=None,
     verbose=0,
+    detail=1,
     prefix="sklearn_icon",
+    loss_name="loss",
     hint=ADAM_DIVERGENCE_HINT,
 ):
     """Minimise by first-order steps: the loop every gradient-based fit goes through.
@@ -304,8 +328,16 @@ def first_order(
         best loss) carry on in place of new ones and of ``stopping``;
         ``max_iter`` counts the new iterations only.
     verbose : int, default=0
+        Positive: print the phases' summaries and a last line
+        ``"{loss_name} after {n} iterations: {final loss}"``; at least
+        ``detail``: also a line at every checkpoint.
+    detail : int, default=1
+        Verbosity from which checkpoints are printed (t-SNE prints them
+        from 2).
     prefix : str
         Name that starts each progress line.
+    loss_name : str, default="loss"
+        What the summaries call the loss (t-SNE's "KL divergence").
     hint : str
         The likely cause named when the loss becomes non-finite.
 
@@ -324,16 +356,24 @@ def first_order(
         update = _Adam(parameters, learning_rate, weight_decay)
     losses, it, converged = [], 0, False
     running, weight = 0.0, 0
-    tic = time.perf_counter()
+    last_checkpoint = time.perf_counter()
+    last_it = 0
     phase_end = 0
     for phase in phases:
         phase_end = min(phase_end + phase.n_iter, max_iter)
         step_size = learning_rate if phase.learning_rate is None else phase.learning_rate
         update.start(phase)
+        shown = phase.reported or (lambda loss: loss)
+        phase_start = it
         while it < phase_end and not converged:
             it += 1
-            # An averaged window ends at the last iteration too, so that no step goes unrecorded.
-            checkpoint = it % check_every == 0 or (average and it == max_iter)
+            # An averaged window ends at the last iteration too, so that no
+            # step goes unrecorded; a summarised phase ends on a checkpoint.
+            checkpoint = (
+                it % check_every == 0
+                or (average and it == max_iter)
+                or (phase.summary is not None and it == phase_end)
+            )
             for _ in range(steps_per_iter):
                 for parameter in parameters:
                     parameter.grad = None
@@ -353,15 +393,21 @@ def first_order(
             check_finite(value, it, hint)
             losses.append(value)
             grad_norm = _gradient_norm(parameters) if rule == "gains" or verbose else None
-            report(verbose, prefix, it, value, time.perf_counter() - tic, grad_norm)
+            now = time.perf_counter()
+            report(verbose >= detail, prefix, it, shown(value), now - last_checkpoint, grad_norm, it - last_it)
+            last_checkpoint, last_it = now, it
             if phase.monitored and stopping is not None and stopping.stop(value, grad_norm):
                 converged = True
+        if phase.summary is not None and it > phase_start:
+            announce(verbose, prefix, f"{loss_name} after {it} iterations{phase.summary}: {shown(losses[-1]):.6f}")
         if converged:
             break
     if final_loss is not None:
         final = float(final_loss())
         check_finite(final, it, hint)
         losses.append(final)
+    if losses:
+        announce(verbose, prefix, f"{loss_name} after {it} iterations: {losses[-1]:.6f}")
     return OptimResult(losses, it, converged, (update, stopping))
 
 

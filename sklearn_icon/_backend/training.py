@@ -53,6 +53,11 @@ def train_table(
 ):
     """t-SNE's optimiser on a free table of embeddings: momentum, gains, early exaggeration.
 
+    With ``verbose`` it reports as scikit-learn's ``TSNE`` does: the KL
+    divergence after early exaggeration (of the exaggerated ``p``,
+    ``a (KL + log a)`` for exaggeration ``a``, TSNE's number) and after the
+    last iteration; from ``verbose=2`` a line every 50 iterations.
+
     The schedule follows scikit-learn's ``TSNE``: ``early_exaggeration_iter``
     iterations with exaggerated ``p`` and the first momentum, then the plain
     loss with the second momentum and ``late_learning_rate``, gains and
@@ -88,7 +93,12 @@ def train_table(
         early_exaggeration,
         early_exaggeration_iter,
         max_iter,
-        early=dict(momentum=momentum[0], learning_rate=learning_rate),
+        early=dict(
+            momentum=momentum[0],
+            learning_rate=learning_rate,
+            summary=" with early exaggeration",
+            reported=lambda kl: early_exaggeration * (kl + math.log(early_exaggeration)),
+        ),
         late=dict(momentum=momentum[1], learning_rate=learning_rate if late_learning_rate is None else late_learning_rate),
     )
 
@@ -106,13 +116,67 @@ def train_table(
         stopping=StoppingRules.from_iterations(n_iter_without_progress, min_grad_norm),
         final_loss=lambda: objective.loss(table.detach()),
         verbose=verbose,
+        detail=2,
         prefix=prefix,
+        loss_name="KL divergence",
         hint=TABLE_DIVERGENCE_HINT,
     )
     Y = table.detach()
     if not bool(torch.isfinite(Y).all()):
         raise DivergedError(f"The embedding became non-finite. Likely causes: {TABLE_DIVERGENCE_HINT}.")
     return Y, result
+
+
+def train_placement(objective, Y, *, n_iter=250, learning_rate=0.05, momentum=0.8, exaggeration=1.0, verbose=0):
+    """Place new points into a fixed embedding: t-SNE's gradient descent on their rows alone.
+
+    openTSNE's ``transform`` schedule: a fixed number of iterations at one
+    momentum, with no stopping rule, so that every point takes the same
+    steps whatever other points are placed with it (the update is
+    element-wise, and :class:`~.objectives.placement.PlacementObjective`
+    couples no two points).
+
+    Parameters
+    ----------
+    objective : PlacementObjective
+    Y : torch.Tensor of shape (m, n_components)
+        Initial positions; not modified.
+    n_iter : int, default=250
+    learning_rate : float, default=0.05
+    momentum : float, default=0.8
+    exaggeration : float, default=1.0
+        Factor on the attraction throughout.
+    verbose : int, default=0
+
+    Returns
+    -------
+    Y : torch.Tensor
+        The placed points.
+    result : OptimResult
+    """
+    table = Y.detach().clone().requires_grad_(True)
+
+    def step(exaggeration, checkpoint):
+        return loss_with_gradient(objective, table, exaggeration, checkpoint)
+
+    result = first_order(
+        [table],
+        step,
+        max_iter=n_iter,
+        learning_rate=learning_rate,
+        rule="gains",
+        phases=[Phase(n_iter, exaggeration=exaggeration, momentum=momentum)],
+        final_loss=lambda: objective.loss(table.detach()),
+        verbose=verbose,
+        detail=2,
+        prefix="IConEmbedding.transform",
+        loss_name="KL divergence",
+        hint=TABLE_DIVERGENCE_HINT,
+    )
+    placed = table.detach()
+    if not bool(torch.isfinite(placed).all()):
+        raise DivergedError(f"The placed points became non-finite. Likely causes: {TABLE_DIVERGENCE_HINT}.")
+    return placed, result
 
 
 def train_mapper(

@@ -14,7 +14,7 @@ def _log_kernel(dist, precision, kernel):
     raise ValueError(f"Kernel {kernel!r} has no bandwidth to calibrate.")
 
 
-def calibrate_to_perplexity(dist, perplexity, kernel="gaussian", tol=1e-5, max_iter=100):
+def calibrate_to_perplexity(dist, perplexity, kernel="gaussian", tol=1e-5, max_iter=100, return_precision=False):
     """Per-point bandwidths that give each row the requested perplexity.
 
     A vectorised bisection on the precision ``beta_i`` of every row at once,
@@ -36,11 +36,15 @@ def calibrate_to_perplexity(dist, perplexity, kernel="gaussian", tol=1e-5, max_i
         Tolerance on the entropy, in nats.
     max_iter : int, default=100
         Bisection steps.
+    return_precision : bool, default=False
+        Also return the precisions ``beta``.
 
     Returns
     -------
     torch.Tensor of shape (n, k)
         Row-stochastic conditional probabilities, in ``dist``'s dtype.
+    precision : torch.Tensor of shape (n,)
+        ``beta`` per row, in float64; only with ``return_precision``.
     """
     d = dist.to(torch.float64)
     target = math.log(perplexity)
@@ -52,6 +56,7 @@ def calibrate_to_perplexity(dist, perplexity, kernel="gaussian", tol=1e-5, max_i
     beta = torch.where(mean > 0, 1.0 / mean, torch.ones_like(mean))
     lo = torch.zeros_like(beta)
     hi = torch.full_like(beta, math.inf)
+    searching = torch.ones_like(beta, dtype=torch.bool)
     for _ in range(max_iter):
         # H = log Z - sum_j p_j log k_j; a non-neighbour's log k of -inf
         # becomes a finite floor so that 0 * log k stays 0.
@@ -59,16 +64,18 @@ def calibrate_to_perplexity(dist, perplexity, kernel="gaussian", tol=1e-5, max_i
         log_norm = torch.logsumexp(log_k, dim=1)
         entropy = log_norm - (torch.exp(log_k - log_norm[:, None]) * log_k).sum(1)
         diff = entropy - target
-        if bool((diff.abs() <= tol).all()):
+        # A row stops at its own first precision within tol, so that its
+        # result does not depend on how long the other rows take.
+        searching = searching & (diff.abs() > tol)
+        if not bool(searching.any()):
             break
         too_flat = diff > 0
-        lo = torch.where(too_flat, beta, lo)
-        hi = torch.where(too_flat, hi, beta)
-        beta = torch.where(
-            torch.isinf(hi), beta * 2.0, (lo + hi) / 2.0
-        )
+        lo = torch.where(searching & too_flat, beta, lo)
+        hi = torch.where(searching & ~too_flat, beta, hi)
+        beta = torch.where(searching, torch.where(torch.isinf(hi), beta * 2.0, (lo + hi) / 2.0), beta)
     log_p = torch.log_softmax(_log_kernel(d, beta[:, None], kernel), dim=1)
-    return log_p.exp().to(dist.dtype)
+    P = log_p.exp().to(dist.dtype)
+    return (P, beta) if return_precision else P
 
 
 def fixed_bandwidth_affinity(dist, bandwidth, kernel="gaussian"):

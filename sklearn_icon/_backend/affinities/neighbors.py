@@ -2,17 +2,42 @@
 
 import math
 
+import numpy as np
 import torch
 
-METRICS = ("euclidean", "sqeuclidean", "cosine", "manhattan", "precomputed")
+#: Metrics computed in torch, on the data's device.
+TORCH_METRICS = ("euclidean", "sqeuclidean", "cosine", "manhattan")
+
+METRICS = TORCH_METRICS + ("precomputed",)
 
 
-def kernel_input_distances(X, Z, metric):
+def is_torch_metric(metric):
+    """Whether ``metric`` is computed here in torch (else by scikit-learn's ``pairwise_distances``)."""
+    return isinstance(metric, str) and metric in METRICS
+
+
+def _pairwise_distances(X, Z, metric, metric_params, n_jobs):
+    """Distances of any metric scikit-learn's ``pairwise_distances`` accepts, computed by it on the CPU."""
+    from sklearn.metrics import pairwise_distances
+
+    Z = None if Z is X else Z.detach().cpu().numpy()
+    dist = pairwise_distances(X.detach().cpu().numpy(), Z, metric=metric, n_jobs=n_jobs, **(metric_params or {}))
+    return _checked_distances(dist, metric)
+
+
+def _checked_distances(dist, metric):
+    if (dist < 0).any():
+        raise ValueError(f"All distances should be positive, the metric given is not correct: metric={metric!r} "
+                         "returned a negative distance.")
+    return dist
+
+
+def kernel_input_distances(X, Z, metric, metric_params=None, n_jobs=None):
     """Return the distances a supervisory kernel is evaluated on.
 
-    As in t-SNE, the Euclidean metric is squared before it enters the
-    kernel, so ``metric="euclidean"`` and ``metric="sqeuclidean"`` give the
-    same affinities.
+    The Euclidean metric is squared before it enters the kernel, so
+    ``metric="euclidean"`` and ``metric="sqeuclidean"`` give the same
+    affinities; every other metric's distances are returned as they are.
 
     Parameters
     ----------
@@ -20,8 +45,14 @@ def kernel_input_distances(X, Z, metric):
         Query points.
     Z : torch.Tensor of shape (n_b, n_features)
         Reference points.
-    metric : {"euclidean", "sqeuclidean", "cosine", "manhattan"}
-        Input-space metric.
+    metric : str or callable
+        One of :data:`TORCH_METRICS`, or any metric (name or callable) that
+        :func:`sklearn.metrics.pairwise_distances` accepts, computed by it
+        on the CPU.
+    metric_params : dict or None, default=None
+        Keyword arguments of a metric computed by scikit-learn.
+    n_jobs : int or None, default=None
+        Processes scikit-learn's ``pairwise_distances`` may use.
 
     Returns
     -------
@@ -39,7 +70,8 @@ def kernel_input_distances(X, Z, metric):
         return (1.0 - Xn @ Zn.T).clamp_min_(0.0)
     if metric == "manhattan":
         return torch.cdist(X, Z, p=1.0)
-    raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS}.")
+    dist = _pairwise_distances(X, Z, metric, metric_params, n_jobs)
+    return torch.as_tensor(dist, dtype=X.dtype, device=X.device)
 
 
 #: Largest ``n_samples**2 * n_features`` searched exactly on a CPU by
@@ -51,7 +83,10 @@ EXACT_SEARCH_MAX_WORK = 2.5e11
 NEIGHBOR_METHODS = ("auto", "exact", "approximate")
 
 
-def nearest_neighbors(X, n_neighbors, metric="euclidean", block_size=1024, method="exact", random_state=None):
+def nearest_neighbors(
+    X, n_neighbors, metric="euclidean", block_size=1024, method="exact", random_state=None, metric_params=None,
+    n_jobs=None,
+):
     """Nearest neighbours of every point, excluding the point itself.
 
     Exact distances are computed in row blocks so memory stays
@@ -62,19 +97,29 @@ def nearest_neighbors(X, n_neighbors, metric="euclidean", block_size=1024, metho
     Parameters
     ----------
     X : torch.Tensor of shape (n, n_features) or (n, n)
-        Data, or a square distance matrix when ``metric="precomputed"``.
+        Data, or a square distance matrix when ``metric="precomputed"``:
+        dense, or sparse COO whose stored entries are the distances (a
+        missing entry is no neighbour, as scikit-learn reads a precomputed
+        sparse graph).
     n_neighbors : int
         Number of neighbours to return, at most ``n - 1``.
-    metric : str, default="euclidean"
-        One of :data:`METRICS`.
+    metric : str or callable, default="euclidean"
+        One of :data:`METRICS`, or any metric of
+        :func:`sklearn.metrics.pairwise_distances` (searched exactly, by
+        scikit-learn, on the CPU).
     block_size : int, default=1024
         Rows per distance block.
     method : {"exact", "approximate", "auto"}, default="exact"
         ``auto`` searches exactly on a GPU, for precomputed distances and
-        while ``n**2 * n_features <= EXACT_SEARCH_MAX_WORK``, approximately
+        other metrics than :data:`TORCH_METRICS`, and while
+        ``n**2 * n_features <= EXACT_SEARCH_MAX_WORK``; approximately
         otherwise.
     random_state : int or None, default=None
         Seed of the approximate search.
+    metric_params : dict or None, default=None
+        Keyword arguments of a metric computed by scikit-learn.
+    n_jobs : int or None, default=None
+        Processes scikit-learn's search may use.
 
     Returns
     -------
@@ -88,13 +133,23 @@ def nearest_neighbors(X, n_neighbors, metric="euclidean", block_size=1024, metho
         raise ValueError(
             f"n_neighbors={n_neighbors} must be between 1 and n_samples - 1 = {n - 1}."
         )
+    torch_metric = is_torch_metric(metric) and metric != "precomputed"
     if method == "auto":
-        exact = X.device.type == "cuda" or metric == "precomputed" or n * n * X.shape[1] <= EXACT_SEARCH_MAX_WORK
+        exact = X.device.type == "cuda" or not torch_metric or n * n * X.shape[1] <= EXACT_SEARCH_MAX_WORK
         method = "exact" if exact else "approximate"
     if method == "approximate":
+        if not torch_metric:
+            raise ValueError(
+                f"neighbors='approximate' searches feature vectors in one of {TORCH_METRICS}; metric={metric!r} "
+                "is searched exactly: use neighbors='exact' or 'auto'."
+            )
         return _approximate_neighbors(X, n_neighbors, metric, random_state)
     if method != "exact":
         raise ValueError(f"Unknown neighbour search {method!r}; expected one of {NEIGHBOR_METHODS}.")
+    if metric == "precomputed" and X.is_sparse:
+        return _sparse_precomputed_neighbors(X, n_neighbors)
+    if not is_torch_metric(metric):
+        return _pairwise_neighbors(X, n_neighbors, metric, metric_params, n_jobs)
     scores, finish = _ranking_scores(X, metric)
     dists, idxs = [], []
     for start in range(0, n, block_size):
@@ -106,6 +161,120 @@ def nearest_neighbors(X, n_neighbors, metric="euclidean", block_size=1024, metho
         dists.append(finish(d, start, stop))
         idxs.append(i)
     return torch.cat(dists), torch.cat(idxs)
+
+
+def reference_neighbors(Q, R, n_neighbors, metric="euclidean", metric_params=None, n_jobs=None, block_size=1024):
+    """Exact nearest reference points of every query point (a query is not excluded from its own list).
+
+    Parameters
+    ----------
+    Q : torch.Tensor of shape (m, n_features), or (m, n_ref) when ``metric="precomputed"``
+        Query points, or their distances to the reference points (dense, or
+        sparse COO whose stored entries are the distances).
+    R : torch.Tensor of shape (n_ref, n_features) or None
+        Reference points; unused for ``"precomputed"``.
+    n_neighbors : int
+        Neighbours per query, at most ``n_ref``.
+    metric : str or callable, default="euclidean"
+        As in :func:`nearest_neighbors`.
+    metric_params, n_jobs
+        As in :func:`nearest_neighbors`.
+    block_size : int, default=1024
+        Query rows per distance block.
+
+    Returns
+    -------
+    dist : torch.Tensor of shape (m, n_neighbors)
+        Kernel inputs (squared for the Euclidean metric), ascending per row.
+    idx : torch.Tensor of shape (m, n_neighbors)
+        Indices into the reference points.
+    """
+    if metric == "precomputed" and Q.is_sparse:
+        return _sparse_rows_nearest(Q, n_neighbors, drop_diagonal=False)
+    dists, idxs = [], []
+    for start in range(0, Q.shape[0], block_size):
+        block = Q[start : start + block_size]
+        if metric == "precomputed":
+            block = block.clone()
+        elif is_torch_metric(metric):
+            block = kernel_input_distances(block, R, metric)
+        else:
+            block = torch.as_tensor(_pairwise_distances(block, R, metric, metric_params, n_jobs), dtype=Q.dtype)
+        d, i = torch.topk(block, n_neighbors, dim=1, largest=False, sorted=True)
+        if is_torch_metric(metric) and metric != "precomputed":
+            # The block's matrix product rounds a row's distances depending
+            # on the rows beside it: the kept ones are recomputed row by row,
+            # so that a query's neighbourhood depends on that query alone.
+            rows = Q[start : start + block_size]
+            step = max(1, 2**24 // max(1, n_neighbors * rows.shape[1]))
+            d = torch.cat(
+                [pair_distances(rows[a : a + step, None, :], R[i[a : a + step]], metric) for a in range(0, len(rows), step)]
+            )
+            d, order = torch.sort(d, dim=1, stable=True)
+            i = torch.gather(i, 1, order)
+        dists.append(d)
+        idxs.append(i)
+    return torch.cat(dists), torch.cat(idxs)
+
+
+def _pairwise_neighbors(X, n_neighbors, metric, metric_params, n_jobs):
+    """Exact neighbours under a metric of scikit-learn's, its distances computed in row chunks."""
+    from sklearn.metrics import pairwise_distances_chunked
+
+    def nearest(chunk, start):
+        chunk = _checked_distances(chunk, metric)
+        rows = np.arange(chunk.shape[0])
+        chunk[rows, rows + start] = np.inf
+        idx = np.argpartition(chunk, n_neighbors - 1, axis=1)[:, :n_neighbors]
+        dist = np.take_along_axis(chunk, idx, 1)
+        order = np.argsort(dist, axis=1, kind="stable")
+        return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+
+    data = X.detach().cpu().numpy()
+    chunks = list(
+        pairwise_distances_chunked(
+            data, metric=metric, n_jobs=n_jobs, reduce_func=nearest, **(metric_params or {})
+        )
+    )
+    dist = torch.as_tensor(np.concatenate([d for d, _ in chunks]), dtype=X.dtype, device=X.device)
+    idx = torch.as_tensor(np.concatenate([i for _, i in chunks]).astype(np.int64), device=X.device)
+    return dist, idx
+
+
+def _sparse_precomputed_neighbors(X, n_neighbors):
+    """The ``n_neighbors`` smallest stored off-diagonal distances of every row of a sparse matrix.
+
+    Raises
+    ------
+    ValueError
+        If a row stores fewer than ``n_neighbors`` distances to other points.
+    """
+    return _sparse_rows_nearest(X, n_neighbors, drop_diagonal=True)
+
+
+def _sparse_rows_nearest(X, n_neighbors, drop_diagonal):
+    X = X.coalesce()
+    rows, cols = X.indices()
+    values = X.values()
+    if drop_diagonal:
+        off_diagonal = rows != cols
+        rows, cols, values = rows[off_diagonal], cols[off_diagonal], values[off_diagonal]
+    n = X.shape[0]
+    counts = torch.bincount(rows, minlength=n)
+    fewest = int(counts.min())
+    if fewest < n_neighbors:
+        raise ValueError(
+            f"{n_neighbors} neighbors per sample are required, but some samples have only {fewest} neighbors in "
+            "the precomputed sparse distance matrix. Lower the perplexity (or n_neighbors), or recompute the "
+            "matrix with more neighbors."
+        )
+    # Order by row, then by distance: each row's nearest come first.
+    order = torch.argsort(values, stable=True)
+    order = order[torch.argsort(rows[order], stable=True)]
+    starts = torch.cumsum(counts, 0) - counts
+    take = (starts[:, None] + torch.arange(n_neighbors, device=X.device)).reshape(-1)
+    chosen = order[take]
+    return values[chosen].reshape(n, n_neighbors), cols[chosen].reshape(n, n_neighbors)
 
 
 def _ranking_scores(X, metric):

@@ -30,15 +30,15 @@ MAX_DIMENSIONS = 2
 #: Fewest edges worth a thread of their own.
 _MIN_EDGES_PER_SHARD = 200_000
 
-_POOL = None
+_POOLS = {}
 
 
 def _pool():
-    """A thread pool shared by all objectives, created on first use."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="sklearn_icon")
-    return _POOL
+    """A thread pool as wide as torch's current thread count, shared by all objectives, created on first use."""
+    workers = max(1, torch.get_num_threads())
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sklearn_icon")
+    return _POOLS[workers]
 
 
 def smooth_size(m):
@@ -136,26 +136,38 @@ class InterpolationGrid:
         else:
             n_boxes = smooth_size(int(min_num_intervals) if wanted <= min_num_intervals else int(max_num_intervals))
             box_width = span / (n_boxes - 1) if n_boxes > 1 else 2 * span
-        low -= 0.5 * box_width
-        position = (Y - low) / box_width
-        box = position.floor().clamp_(0, n_boxes - 1)
-        weights = lagrange_weights(position - box, p)  # (n, d, p)
-        box = box.long()
-        nodes_per_side = n_boxes * p
-        offsets = torch.arange(p, device=Y.device)
-        node = box[:, :, None] * p + offsets  # (n, d, p)
-        if d == 1:
-            self.index, self.weights = node[:, 0, :], weights[:, 0, :]
-            self.padded_index = self.index
-        else:
-            self.index = (node[:, 0, :, None] * nodes_per_side + node[:, 1, None, :]).reshape(n, p * p)
-            self.weights = (weights[:, 0, :, None] * weights[:, 1, None, :]).reshape(n, p * p)
-            # The same nodes in the zero-padded (2m x 2m) grid of the FFT,
-            # read without cutting (and copying) its first quadrant out.
-            self.padded_index = (node[:, 0, :, None] * (2 * nodes_per_side) + node[:, 1, None, :]).reshape(n, p * p)
-        self.n_dimensions, self.n_nodes, self.nodes_per_side = d, p, nodes_per_side
+        self.low = low - 0.5 * box_width
+        self.box_width, self.n_boxes = box_width, n_boxes
+        self.n_dimensions, self.n_nodes, self.nodes_per_side = d, p, n_boxes * p
         self.spacing = box_width / p
         self.dtype, self.device = Y.dtype, Y.device
+        self.index, self.weights, self.padded_index = self.locate(Y)
+
+    def locate(self, Y):
+        """The nodes of each point's box and its interpolation weights on them.
+
+        A point outside the grid is read from its nearest box (extrapolated).
+
+        Returns
+        -------
+        index : torch.Tensor of shape (n, p**d)
+            Nodes in the ``m**d`` grid.
+        weights : torch.Tensor of shape (n, p**d)
+        padded_index : torch.Tensor of shape (n, p**d)
+            The same nodes in the zero-padded ``(2m)**d`` grid of the FFT.
+        """
+        n, d, p, m = Y.shape[0], self.n_dimensions, self.n_nodes, self.nodes_per_side
+        position = (Y - self.low) / self.box_width
+        box = position.floor().clamp_(0, self.n_boxes - 1)
+        weights = lagrange_weights(position - box, p)  # (n, d, p)
+        node = box.long()[:, :, None] * p + torch.arange(p, device=Y.device)  # (n, d, p)
+        if d == 1:
+            return node[:, 0, :], weights[:, 0, :], node[:, 0, :]
+        index = (node[:, 0, :, None] * m + node[:, 1, None, :]).reshape(n, p * p)
+        weights = (weights[:, 0, :, None] * weights[:, 1, None, :]).reshape(n, p * p)
+        # Read the padded grid without cutting (and copying) its first quadrant out.
+        padded_index = (node[:, 0, :, None] * (2 * m) + node[:, 1, None, :]).reshape(n, p * p)
+        return index, weights, padded_index
 
     def self_sums(self, kernel):
         """What :meth:`kernel_sums` counts for each point's pair with itself, per unit charge.
@@ -206,6 +218,35 @@ class InterpolationGrid:
         list of torch.Tensor of shape (n_charges, n)
             One entry per kernel.
         """
+        return [self.read(potential) for potential in self.potentials(charges, kernels, spectra)]
+
+    def read(self, potential, located=None):
+        """Interpolate node potentials at the grid's points, or at the points ``located`` gives.
+
+        Parameters
+        ----------
+        potential : torch.Tensor
+            One entry of :meth:`potentials`.
+        located : tuple, optional
+            :meth:`locate` of other points.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_charges, n)
+        """
+        _, weights, padded_index = (self.index, self.weights, self.padded_index) if located is None else located
+        n_charges, n = potential.shape[0], weights.shape[0]
+        nodes = potential.reshape(n_charges, -1).index_select(1, padded_index.reshape(-1))
+        return (nodes.reshape(n_charges, n, -1) * weights).sum(-1)
+
+    def potentials(self, charges, kernels, spectra=None):
+        """The potentials of the charges on the grid's nodes, one per kernel (see :meth:`kernel_sums`).
+
+        Returns
+        -------
+        list of torch.Tensor
+            Node potentials on the zero-padded grid, for :meth:`read`.
+        """
         n_charges, n = charges.shape
         m, d = self.nodes_per_side, self.n_dimensions
         spread = (charges[:, :, None] * self.weights).reshape(n_charges, -1)
@@ -218,7 +259,7 @@ class InterpolationGrid:
             # Two 1-D passes instead of rfftn: the first runs over the m rows
             # that hold charges, not the 2m of the padded grid.
             spectrum = torch.fft.fft(torch.fft.rfft(grid, n=2 * m, dim=-1), n=2 * m, dim=-2)
-        sums = []
+        potentials = []
         for position, kernel in enumerate(kernels):
             if spectra is None:
                 kernel_spectrum = self._kernel_spectrum(kernel)
@@ -232,9 +273,8 @@ class InterpolationGrid:
                 # Only the first m rows of the result are read: the last
                 # pass runs over those alone.
                 potential = torch.fft.irfft(torch.fft.ifft(product, dim=-2)[:, :m], n=2 * m, dim=-1)
-            nodes = potential.reshape(n_charges, -1).index_select(1, self.padded_index.reshape(-1))
-            sums.append((nodes.reshape(n_charges, n, -1) * self.weights).sum(-1))
-        return sums
+            potentials.append(potential)
+        return potentials
 
 
 class SpectrumCache:
@@ -443,7 +483,16 @@ class InterpolatedStudentTObjective:
         wide = far.to(torch.float64)
         Y64 = Y.to(torch.float64)
         mass = (wide[0] * (1.0 + 2.0 * (Y64 * Y64).sum(1) / self.dof)).sum() - 2.0 / self.dof * (Y64 * wide[1:].T).sum()
-        mass = (mass - grid.self_sums(kernels[0]).to(torch.float64).sum()).to(Y.dtype)
+        mass = mass - grid.self_sums(kernels[0]).to(torch.float64).sum()
+        if not bool(mass > 0):
+            # The expansion cancelled away (a layout far wider than the
+            # grid's capped box count): sum the kernel itself instead.
+            def kernel(s):
+                return self._base(s) ** self.k_power
+
+            (direct,) = grid.kernel_sums(charges[:1], [kernel])
+            mass = direct.to(torch.float64).sum() - grid.self_sums(kernel).to(torch.float64).sum()
+        mass = mass.to(Y.dtype)
         cross, attraction = self._edge_terms(Y, compute_loss, gradient)
         loss, grad = math.nan, None
         if compute_loss:
