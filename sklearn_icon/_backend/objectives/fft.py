@@ -256,9 +256,10 @@ class InterpolationGrid:
         if d == 1:
             spectrum = torch.fft.rfft(grid, n=2 * m, dim=-1)
         else:
-            # Two 1-D passes instead of rfftn: the first runs over the m rows
-            # that hold charges, not the 2m of the padded grid.
-            spectrum = torch.fft.fft(torch.fft.rfft(grid, n=2 * m, dim=-1), n=2 * m, dim=-2)
+            # One 2-D transform: faster than two 1-D passes on these CPUs,
+            # though the passes would skip the padding's empty rows
+            # (benchmarks/RESULTS.md).
+            spectrum = torch.fft.rfftn(grid, s=(2 * m, 2 * m))
         potentials = []
         for position, kernel in enumerate(kernels):
             if spectra is None:
