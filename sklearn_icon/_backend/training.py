@@ -102,6 +102,22 @@ def train_table(
         late=dict(momentum=momentum[1], learning_rate=learning_rate if late_learning_rate is None else late_learning_rate),
     )
 
+    return _descend_table(
+        objective,
+        table,
+        phases=phases,
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        min_gain=min_gain,
+        stopping=StoppingRules.from_iterations(n_iter_without_progress, min_grad_norm),
+        verbose=verbose,
+        prefix=prefix,
+    )
+
+
+def _descend_table(objective, table, *, phases, max_iter, learning_rate, verbose, prefix, min_gain=0.01, stopping=None):
+    """t-SNE's gradient descent (gains rule) of a leaf ``table`` on a closed-form objective, checked finite."""
+
     def step(exaggeration, checkpoint):
         return loss_with_gradient(objective, table, exaggeration, checkpoint)
 
@@ -113,7 +129,7 @@ def train_table(
         rule="gains",
         phases=phases,
         min_gain=min_gain,
-        stopping=StoppingRules.from_iterations(n_iter_without_progress, min_grad_norm),
+        stopping=stopping,
         final_loss=lambda: objective.loss(table.detach()),
         verbose=verbose,
         detail=2,
@@ -154,29 +170,15 @@ def train_placement(objective, Y, *, n_iter=250, learning_rate=0.05, momentum=0.
         The placed points.
     result : OptimResult
     """
-    table = Y.detach().clone().requires_grad_(True)
-
-    def step(exaggeration, checkpoint):
-        return loss_with_gradient(objective, table, exaggeration, checkpoint)
-
-    result = first_order(
-        [table],
-        step,
+    return _descend_table(
+        objective,
+        Y.detach().clone().requires_grad_(True),
+        phases=[Phase(n_iter, exaggeration=exaggeration, momentum=momentum)],
         max_iter=n_iter,
         learning_rate=learning_rate,
-        rule="gains",
-        phases=[Phase(n_iter, exaggeration=exaggeration, momentum=momentum)],
-        final_loss=lambda: objective.loss(table.detach()),
         verbose=verbose,
-        detail=2,
         prefix="IConEmbedding.transform",
-        loss_name="KL divergence",
-        hint=TABLE_DIVERGENCE_HINT,
     )
-    placed = table.detach()
-    if not bool(torch.isfinite(placed).all()):
-        raise DivergedError(f"The placed points became non-finite. Likely causes: {TABLE_DIVERGENCE_HINT}.")
-    return placed, result
 
 
 def train_mapper(
