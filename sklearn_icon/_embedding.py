@@ -97,8 +97,10 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
     ``p`` symmetrised into a joint distribution, Cauchy ``q``, PCA
     initialisation, early exaggeration, momentum and gains. Every other
     ingredient is a parameter: the kernels, debiasing ``alpha``, the
-    normalisation, and a parametric mapper (``"linear"`` or ``"mlp"``) that
-    also embeds unseen points with :meth:`transform`.
+    normalisation, and a parametric mapper (``"linear"`` or ``"mlp"``).
+    :meth:`transform` embeds unseen points: through the parametric mapper,
+    or, for t-SNE's free table, by openTSNE's placement of new points into
+    the fitted embedding.
 
     With ``method="exact"`` the loss is computed over all pairs, so memory
     grows as ``n_samples ** 2`` (a fit that would not fit in memory is
@@ -811,7 +813,13 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         result does not depend on the others transformed with it. A
         training point transformed this way lands near, not exactly at,
         its fitted position: the fit placed it jointly with all others.
-        Costs ``O(n_new * n_train)`` per iteration.
+        The neighbour search is exact, ``O(n_new * n_train)``; with the
+        Student-t kernel in 1 or 2 dimensions the repulsion of the fixed
+        training embedding is interpolated on a grid once, so each
+        iteration costs ``O(n_new)``; other kernels, dimensions or debiasing
+        sum over all training points every iteration. For this the fitted
+        estimator keeps its training data (as a nearest-neighbours model
+        does).
 
         Parameters
         ----------
