@@ -7,10 +7,11 @@ from types import MappingProxyType
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, _fit_context
 from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.manifold import SpectralEmbedding
+from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -56,6 +57,9 @@ SCREEN_STEPS = 100
 #: ... and how many of the lowest loss then run on to convergence.
 SCREEN_KEEP = 2
 
+#: Restarts of random starts, the default ``n_init`` (and ``"auto"``'s).
+DEFAULT_N_INIT = 4
+
 #: ``batch_size="auto"``: the exact full-batch loss up to this many samples,
 #: mini-batches of ``AUTO_BATCH_SIZE`` anchors beyond.
 FULL_BATCH_MAX_SAMPLES = 2000
@@ -66,7 +70,12 @@ def _is_inductive(estimator):
     return estimator.mapper != "table"
 
 
-class IConClustering(ClusterMixin, _BaseNeighborICon):
+def _has_features(estimator):
+    """Whether the fit sees features (so centres live in feature space), not a precomputed matrix."""
+    return not estimator._precomputed_input
+
+
+class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _BaseNeighborICon):
     """Clustering by the I-Con loss: debiased InfoNCE clustering on a k-NN graph.
 
     Learns soft assignments ``phi = softmax(f(x))`` so that the shared-cluster
@@ -156,8 +165,11 @@ default="random_weights"
         exactly (``s`` is the mean squared distance of the points to their
         nearest centre). Centres need ``mapper="linear"`` or ``"table"``
         and input features (not a precomputed matrix).
-    n_init : int, default=4
-        Restarts. With the exact loss each runs 100 steps (fewer if it
+    n_init : int or "auto", default=4
+        Restarts. ``"auto"``, as ``KMeans`` takes it: one run with given
+        centres (an array ``init``), 4 otherwise, ``k-means++`` included:
+        unlike k-means, a k-means++ start did not beat random weights here
+        (user guide), so it earns no fewer restarts. With the exact loss each runs 100 steps (fewer if it
         converges first); the two of lowest loss then run on to
         convergence or ``max_iter``, and the lower of those is kept: about
         half the cost of running every restart to the end (the user guide
@@ -172,6 +184,10 @@ default="random_weights"
         kept restart reaches ``max_iter`` first warns with a
         :class:`~sklearn.exceptions.ConvergenceWarning`. ``tol=0`` always
         runs ``max_iter`` steps, without the warning.
+    copy_x : bool, default=True
+        ``KMeans``'s promise that ``X`` is left as it was: the fit never
+        writes into ``X``, whatever the value (``KMeans(copy_x=False)``
+        also restores ``X`` before it returns).
     batch_size : int, "auto" or None, default="auto"
         None: every step computes the exact loss over all edges of the
         propagated ``p`` (their number grows as ``n_neighbors ** (1 +
@@ -218,6 +234,10 @@ default="random_weights"
     cluster_centers_ : ndarray of shape (n_labels, n_features)
         Mean of each cluster's members in input space (``n_labels`` is the
         number of non-empty clusters).
+    inertia_ : float
+        Sum of squared distances of the training points to the centre of
+        their cluster, as ``KMeans.inertia_`` (only when the fit saw
+        features).
     loss_ : float
         Final loss of the kept restart. With ``batch_size``, the
         cross-entropy ``-E log q~(j|i)`` estimated on one fixed sample of
@@ -261,7 +281,8 @@ default="random_weights"
         "divergence": [StrOptions({"forward", "reverse"})],
         "mapper": [StrOptions(set(_CLUSTER_MAPPERS)), callable],
         "init": [StrOptions({"random_weights", "random", "k-means++"}), "array-like", callable],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "copy_x": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
@@ -286,9 +307,10 @@ default="random_weights"
         mapper="linear",
         hidden_layer_sizes=(100,),
         init="random_weights",
-        n_init=4,
+        n_init=DEFAULT_N_INIT,
         max_iter=1000,
         tol=1e-4,
+        copy_x=True,
         batch_size="auto",
         learning_rate=0.05,
         weight_decay=0.0,
@@ -315,6 +337,7 @@ default="random_weights"
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
+        self.copy_x = copy_x
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -558,7 +581,7 @@ default="random_weights"
                 prepared_cluster_loss(P, alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree), inputs
             )
 
-        n_init = self.n_init
+        n_init = self._n_init(explicit_centres)
         if explicit_centres is not None and n_init != 1:
             warnings.warn(
                 f"Explicit initial centres passed: performing only one init in {type(self).__name__} instead of "
@@ -612,7 +635,23 @@ default="random_weights"
         self.loss_ = result.losses[-1]
         self.loss_curve_ = np.asarray(result.losses)
         self.n_iter_ = result.n_iter
+        self._n_features_out = self._kept_clusters.size
+        if self._kept_clusters.size < self.n_clusters:
+            warnings.warn(
+                f"Number of distinct clusters ({self._kept_clusters.size}) found smaller than "
+                f"n_clusters ({self.n_clusters}): the other clusters received no point.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if _has_features(self):
+            self.inertia_ = float(((dense - self.cluster_centers_[self.labels_]) ** 2).sum())
         return self
+
+    def _n_init(self, explicit_centres):
+        """Restarts to run: ``n_init``, or for ``"auto"`` one with given centres and the default otherwise."""
+        if self.n_init != "auto":
+            return self.n_init
+        return 1 if explicit_centres is not None else DEFAULT_N_INIT
 
     def _logits(self, X):
         return apply_mapper(self.mapper_, self._standardizer, X)
@@ -659,11 +698,70 @@ default="random_weights"
         proba = np.exp(logits)
         return proba / proba.sum(axis=1, keepdims=True)
 
+    def transform(self, X):
+        """Distances of points to the cluster centres, as ``KMeans.transform``.
+
+        Available when the fit saw features (not a precomputed matrix).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_labels)
+            Euclidean distance of each point to each of ``cluster_centers_``.
+        """
+        check_is_fitted(self, "labels_")
+        X = validate_data(self, X, accept_sparse=False, dtype=[np.float64, np.float32], reset=False)
+        return euclidean_distances(np.asarray(X, dtype=np.float64), self.cluster_centers_)
+
+    def fit_transform(self, X, y=None):
+        """Fit, then return the distances of the training points to the centres.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_labels)
+        """
+        return self.fit(X, y).transform(X)
+
+    def score(self, X, y=None):
+        """Minus the sum of squared distances of points to the centre of their predicted cluster, as ``KMeans.score``.
+
+        On the training data it is ``-inertia_``. Available with a
+        parametric mapper (which predicts).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+        """
+        labels = self.predict(X)
+        X = np.asarray(validate_data(self, X, dtype=[np.float64, np.float32], reset=False), dtype=np.float64)
+        return -float(((X - self.cluster_centers_[labels]) ** 2).sum())
+
 
 
 
 IConClustering.predict = available_if(_is_inductive)(IConClustering.predict)
+IConClustering.score = available_if(_is_inductive)(IConClustering.score)
 IConClustering.predict_proba = available_if(_is_inductive)(IConClustering.predict_proba)
+IConClustering.transform = available_if(_has_features)(IConClustering.transform)
+IConClustering.fit_transform = available_if(_has_features)(IConClustering.fit_transform)
 
 
 #: The k-means instance of I-Con (Theorem 13): the parameters of ``make_method("kmeans")``.
