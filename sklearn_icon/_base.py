@@ -180,6 +180,11 @@ def fit_standardizer(X, sample_weight=None, shared_scale=False):
     return mean, scale
 
 
+def has_negative_entry(X):
+    """Whether a dense or sparse matrix holds a negative (stored) entry."""
+    return (X.data if sp.issparse(X) else X).min(initial=0) < 0
+
+
 def check_precomputed(X, mapper, what="distance"):
     """Validate a precomputed distance or affinity matrix given as ``X``, in ``TSNE``'s words.
 
@@ -200,7 +205,7 @@ def check_precomputed(X, mapper, what="distance"):
     given = "metric" if what == "distance" else "supervisory"
     if X.shape[0] != X.shape[1]:
         raise ValueError(f"X should be a square {what} matrix with {given}='precomputed'; got shape {X.shape}.")
-    if (X.data if sp.issparse(X) else X).min(initial=0) < 0:
+    if has_negative_entry(X):
         raise ValueError(
             f"With {given}='precomputed', X should contain positive {what}s (a precomputed {what} matrix must "
             "be non-negative)."

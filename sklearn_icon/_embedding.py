@@ -35,6 +35,7 @@ from ._base import (
     check_memory,
     encode_shared_labels,
     fit_standardizer,
+    has_negative_entry,
     keep_state_on_failure,
     make_generator,
     resolve_device,
@@ -847,7 +848,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
                 "transform cannot place new points with supervisory='identity': a new point's only neighbour "
                 "would be itself, which is not in the fitted embedding."
             )
-        if self._precomputed_input and (X.data if sp.issparse(X) else X).min(initial=0) < 0:
+        if self._precomputed_input and has_negative_entry(X):
             what = "distances" if self.metric == "precomputed" else "affinities"
             raise ValueError(f"X should contain positive {what} to the training points.")
         device = torch.device("cpu")

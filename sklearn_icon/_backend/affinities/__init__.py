@@ -26,6 +26,12 @@ from .neighbors import kernel_input_distances, nearest_neighbors, reference_neig
 SUPERVISORY_KERNELS = ("gaussian", "student_t", "knn", "precomputed", "identity")
 
 
+def _kernel_inputs(dist, metric, squared_metric):
+    """The kernel's inputs from a metric's distances: squared for every metric with ``squared_metric``
+    (TSNE's convention), the Euclidean one already is (see :func:`kernel_input_distances`)."""
+    return dist * dist if squared_metric and metric != "euclidean" else dist
+
+
 def supervisory_distribution(
     X,
     *,
@@ -104,10 +110,6 @@ def supervisory_distribution(
     """
     n = X.shape[0]
     search = dict(method=neighbors, random_state=random_state, metric_params=metric_params, n_jobs=n_jobs)
-
-    def kernel_inputs(dist):
-        return dist * dist if squared_metric and metric != "euclidean" else dist
-
     if kernel == "precomputed":
         P = normalize_rows(X)
     elif kernel == "identity":
@@ -126,7 +128,9 @@ def supervisory_distribution(
         tic = time.perf_counter()
         dist, idx = nearest_neighbors(X, k, metric, **search)
         announce(verbose, prefix, f"Computed neighbors for {n} samples in {time.perf_counter() - tic:.3f}s...")
-        conditional, precision = calibrate_to_perplexity(kernel_inputs(dist), perplexity, kernel, return_precision=True)
+        conditional, precision = calibrate_to_perplexity(
+            _kernel_inputs(dist, metric, squared_metric), perplexity, kernel, return_precision=True
+        )
         announce(verbose, prefix, f"Computed conditional probabilities for sample {n} / {n}")
         # TSNE's figure: the width of the mean precision, sqrt(1 / mean(beta)).
         announce(verbose, prefix, f"Mean sigma: {float(precision.mean().rsqrt()):.6f}")
@@ -141,7 +145,7 @@ def supervisory_distribution(
             dist = X.clone()
         else:
             dist = kernel_input_distances(X, X, metric, metric_params, n_jobs)
-        dist = kernel_inputs(dist)
+        dist = _kernel_inputs(dist, metric, squared_metric)
         dist.fill_diagonal_(math.inf)
         P = fixed_bandwidth_affinity(dist, bandwidth, kernel)
     if labels is not None and label_weight > 0:
@@ -215,13 +219,9 @@ def placement_distribution(
     if kernel == "knn":
         values = torch.full(idx.shape, 1.0 / k, dtype=Q.dtype, device=Q.device)
     else:
-        if squared_metric and metric != "euclidean":
-            dist = dist * dist
+        dist = _kernel_inputs(dist, metric, squared_metric)
         if bandwidth is None:
             values = calibrate_to_perplexity(dist, perplexity, kernel)
         else:
             values = fixed_bandwidth_affinity(dist, bandwidth, kernel)
-    rows = torch.arange(m, device=Q.device).repeat_interleave(k)
-    indices = torch.stack([rows, idx.reshape(-1)])
-    P = torch.sparse_coo_tensor(indices, values.reshape(-1), (m, n_ref), check_invariants=False).coalesce()
-    return P, nearest
+    return rows_to_sparse(values, idx, m, n_columns=n_ref), nearest

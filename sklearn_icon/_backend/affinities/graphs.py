@@ -7,12 +7,12 @@ import torch
 from .neighbors import nearest_neighbors
 
 
-def rows_to_sparse(values, idx, n):
-    """Sparse COO matrix whose row ``i`` holds ``values[i]`` at ``idx[i]``."""
-    k = idx.shape[1]
-    rows = torch.arange(n, device=idx.device).repeat_interleave(k)
+def rows_to_sparse(values, idx, n, n_columns=None):
+    """Sparse COO matrix whose row ``i`` holds ``values[i]`` at ``idx[i]``; ``n x n`` unless ``n_columns`` is given."""
+    rows = torch.arange(idx.shape[0], device=idx.device).repeat_interleave(idx.shape[1])
     indices = torch.stack([rows, idx.reshape(-1)])
-    return torch.sparse_coo_tensor(indices, values.reshape(-1), (n, n), check_invariants=False).coalesce()
+    shape = (n, n if n_columns is None else n_columns)
+    return torch.sparse_coo_tensor(indices, values.reshape(-1), shape, check_invariants=False).coalesce()
 
 
 def uniform_knn_affinity(idx, n):

@@ -147,7 +147,7 @@ def nearest_neighbors(
     if method != "exact":
         raise ValueError(f"Unknown neighbour search {method!r}; expected one of {NEIGHBOR_METHODS}.")
     if metric == "precomputed" and X.is_sparse:
-        return _sparse_precomputed_neighbors(X, n_neighbors)
+        return _sparse_rows_nearest(X, n_neighbors, drop_diagonal=True)
     if not is_torch_metric(metric):
         return _pairwise_neighbors(X, n_neighbors, metric, metric_params, n_jobs)
     scores, finish = _ranking_scores(X, metric)
@@ -194,12 +194,7 @@ def reference_neighbors(Q, R, n_neighbors, metric="euclidean", metric_params=Non
     dists, idxs = [], []
     for start in range(0, Q.shape[0], block_size):
         block = Q[start : start + block_size]
-        if metric == "precomputed":
-            block = block.clone()
-        elif is_torch_metric(metric):
-            block = kernel_input_distances(block, R, metric)
-        else:
-            block = torch.as_tensor(_pairwise_distances(block, R, metric, metric_params, n_jobs), dtype=Q.dtype)
+        block = block.clone() if metric == "precomputed" else kernel_input_distances(block, R, metric, metric_params, n_jobs)
         d, i = torch.topk(block, n_neighbors, dim=1, largest=False, sorted=True)
         if is_torch_metric(metric) and metric != "precomputed":
             # The block's matrix product rounds a row's distances depending
@@ -241,18 +236,14 @@ def _pairwise_neighbors(X, n_neighbors, metric, metric_params, n_jobs):
     return dist, idx
 
 
-def _sparse_precomputed_neighbors(X, n_neighbors):
-    """The ``n_neighbors`` smallest stored off-diagonal distances of every row of a sparse matrix.
+def _sparse_rows_nearest(X, n_neighbors, drop_diagonal):
+    """The ``n_neighbors`` smallest stored distances of every row of a sparse matrix (off the diagonal if asked).
 
     Raises
     ------
     ValueError
-        If a row stores fewer than ``n_neighbors`` distances to other points.
+        If a row stores fewer than ``n_neighbors`` such distances.
     """
-    return _sparse_rows_nearest(X, n_neighbors, drop_diagonal=True)
-
-
-def _sparse_rows_nearest(X, n_neighbors, drop_diagonal):
     X = X.coalesce()
     rows, cols = X.indices()
     values = X.values()
