@@ -185,7 +185,7 @@ def has_negative_entry(X):
     return (X.data if sp.issparse(X) else X).min(initial=0) < 0
 
 
-def check_precomputed(X, mapper, what="distance"):
+def check_precomputed(X, mapper, what="distance", setting=None):
     """Validate a precomputed distance or affinity matrix given as ``X``, in ``TSNE``'s words.
 
     Parameters
@@ -195,6 +195,10 @@ def check_precomputed(X, mapper, what="distance"):
         The estimator's mapper: only ``"table"`` fits a matrix without features.
     what : {"distance", "affinity"}, default="distance"
         What ``X`` holds, for the messages.
+    setting : str, optional
+        The parameter setting that made ``X`` a matrix, for the messages;
+        ``metric='precomputed'`` for distances, ``supervisory='precomputed'``
+        for affinities by default.
 
     Raises
     ------
@@ -202,13 +206,15 @@ def check_precomputed(X, mapper, what="distance"):
         If ``X`` is not square, has a negative entry, or ``mapper`` needs
         input features that a precomputed matrix does not have.
     """
-    given = "metric" if what == "distance" else "supervisory"
+    if setting is None:
+        setting = ("metric" if what == "distance" else "supervisory") + "='precomputed'"
     if X.shape[0] != X.shape[1]:
-        raise ValueError(f"X should be a square {what} matrix with {given}='precomputed'; got shape {X.shape}.")
+        raise ValueError(f"X should be a square {what} matrix with {setting}; got shape {X.shape}.")
     if has_negative_entry(X):
+        plural = "affinities" if what == "affinity" else "distances"
         raise ValueError(
-            f"With {given}='precomputed', X should contain positive {what}s (a precomputed {what} matrix must "
-            "be non-negative)."
+            f"Negative values in data passed as X with {setting}: X should contain positive {plural} (a "
+            f"precomputed {what} matrix must be non-negative)."
         )
     if mapper != "table":
         raise ValueError(

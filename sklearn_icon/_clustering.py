@@ -8,10 +8,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, _fit_context
-from sklearn.cluster import kmeans_plusplus
+from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.manifold import SpectralEmbedding
-from sklearn.metrics.pairwise import euclidean_distances
+from sklearn.manifold import SpectralEmbedding, spectral_embedding
+from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS, euclidean_distances, pairwise_kernels
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -39,15 +39,29 @@ from ._backend.training import train_restarts
 from ._base import (
     _BaseNeighborICon,
     apply_mapper,
+    check_memory,
+    check_neighbor_search,
     check_neighborhood_sizes,
+    check_precomputed,
     fit_standardizer,
+    has_negative_entry,
     keep_state_on_failure,
     make_generator,
     resolve_device,
     to_torch,
+    torch_threads,
 )
 
-_CLUSTER_MAPPERS = ("linear", "mlp", "table")
+_CLUSTER_MAPPERS = ("auto", "linear", "mlp", "table")
+
+#: Affinities built from a neighbour search (or given), beside the kernels of ``pairwise_kernels``.
+_GRAPH_AFFINITIES = ("nearest_neighbors", "gaussian", "precomputed", "precomputed_nearest_neighbors")
+#: Affinities that read ``X`` as a matrix over the samples instead of features.
+_MATRIX_AFFINITIES = ("precomputed", "precomputed_nearest_neighbors")
+#: The deprecated ``supervisory`` values and the ``affinity`` each now is.
+_SUPERVISORY_TO_AFFINITY = MappingProxyType(
+    {"knn": "nearest_neighbors", "gaussian": "gaussian", "precomputed": "precomputed"}
+)
 
 #: Anchors of the fixed sample on which mini-batch restarts are compared.
 _EVALUATION_PAIRS = 65536
@@ -66,8 +80,20 @@ FULL_BATCH_MAX_SAMPLES = 2000
 AUTO_BATCH_SIZE = 4096
 
 
+def _name(value):
+    """A parameter value for a message: its repr, or "a callable"."""
+    return "a callable" if callable(value) else repr(value)
+
+
+def _to_scipy(P):
+    """A torch sparse COO matrix as a scipy CSR matrix on the CPU."""
+    P = P.coalesce().cpu()
+    rows, cols = P.indices().numpy()
+    return sp.csr_matrix((P.values().numpy(), (rows, cols)), shape=tuple(P.shape))
+
+
 def _is_inductive(estimator):
-    return estimator.mapper != "table"
+    return estimator._mapper_choice() != "table"
 
 
 def _has_features(estimator):
@@ -94,18 +120,54 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
     n_clusters : int, default=8
         Number of clusters ``C`` the soft assignments range over; clusters no
         training point ends up in are dropped from ``labels_``.
-    supervisory : {"knn", "gaussian", "precomputed"}, default="knn"
-        ``knn``: uniform over the ``n_neighbors`` nearest neighbours of the
-        symmetrised k-NN graph; ``gaussian``: perplexity-calibrated Gaussian
-        over ``3 * perplexity + 1`` neighbours; ``precomputed``: ``X`` is a
-        square non-negative affinity matrix (dense or sparse), as in
-        ``SpectralClustering(affinity="precomputed")``.
+    affinity : str or callable, default="nearest_neighbors"
+        The supervisory distribution ``p``, named and chosen as in
+        :class:`~sklearn.cluster.SpectralClustering` (the I-Con estimators
+        for embedding and classification call it ``supervisory``). Every
+        affinity matrix ``A`` becomes ``p(j|i) = A_ij / sum_k A_ik`` over
+        ``j != i``, then is widened by ``n_walk_steps``.
+
+        - ``"nearest_neighbors"``: the symmetrised graph of the
+          ``n_neighbors`` nearest neighbours in ``metric`` (each point's own
+          ``n_neighbors`` others; ``SpectralClustering`` counts the point
+          itself among them).
+        - ``"precomputed"``: ``X`` is a square non-negative affinity matrix,
+          dense or sparse; a sparse one stays sparse throughout.
+        - ``"precomputed_nearest_neighbors"``: ``X`` is a square distance
+          matrix, dense or sparse (its stored entries are the distances),
+          and ``p`` is the symmetrised graph of its ``n_neighbors``
+          smallest entries per row.
+        - a kernel name of :func:`sklearn.metrics.pairwise.pairwise_kernels`
+          (``"rbf"``, ``"laplacian"``, ``"poly"``, ``"cosine"``, ...) or a
+          callable ``affinity(x, y) -> float`` as that function takes it:
+          the kernel matrix of ``X``, with ``gamma``, ``degree``, ``coef0``
+          and ``kernel_params``. It is dense: ``n_samples ** 2`` floats.
+          It must not be negative (``linear``, ``poly``, ``sigmoid`` and
+          ``cosine`` can be).
+        - ``"gaussian"``: I-Con's own, the perplexity-calibrated Gaussian of
+          t-SNE over ``3 * perplexity + 1`` neighbours (with
+          ``divergence="reverse"``, a Gaussian of one ``bandwidth`` over all
+          points).
+    gamma : float, default=1.0
+        Kernel coefficient of ``rbf``, ``poly``, ``sigmoid``, ``laplacian``
+        and ``chi2`` affinities; ignored by the others, as in
+        ``SpectralClustering``.
+    degree : float, default=3
+        Degree of the ``poly`` affinity; ignored by the others.
+    coef0 : float, default=1
+        Zero coefficient of the ``poly`` and ``sigmoid`` affinities; ignored
+        by the others.
+    kernel_params : dict or None, default=None
+        Further keyword arguments of a kernel affinity (a callable's own);
+        ``gamma``, ``degree`` and ``coef0`` take precedence for a kernel
+        name, as in ``SpectralClustering``.
     learned : {"cluster", "cluster_degree"}, default="cluster"
         ``cluster``: the shared-cluster kernel (k-means, Theorem 13);
         ``cluster_degree``: each neighbour weighted by its degree in ``p``'s
         graph (normalised cuts, Theorem 14).
     n_neighbors : int, default=10
-        Neighbours of the ``knn`` graph.
+        Neighbours of the ``nearest_neighbors`` and
+        ``precomputed_nearest_neighbors`` affinities.
     n_walk_steps : int, default=2
         Neighbour propagation: ``p~ ∝ P + P^2 + ... + P^(1 + n_walk_steps)``.
         Wider neighbourhoods smooth the loss landscape (the user guide
@@ -136,7 +198,9 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         ``O(n_samples^2 n_clusters)`` time per iteration (memory stays linear).
     alpha_q : float in [0, 1), default=0.0
         The same debiasing on ``q``, in log space.
-    mapper : {"linear", "mlp", "table"} or callable, default="linear"
+    mapper : {"auto", "linear", "mlp", "table"} or callable, default="auto"
+        ``auto``: ``table`` when ``X`` is a precomputed matrix (it has no
+        features to map), ``linear`` otherwise.
         ``linear`` and ``mlp`` map the standardised input to cluster logits
         and provide :meth:`predict`; ``table`` learns free logits per
         training point (transductive, no ``predict``). A callable
@@ -148,13 +212,19 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         so the estimator pickles.
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden ReLU layer widths of the ``mlp`` mapper.
-    init : {"random_weights", "random", "k-means++"}, array-like of shape (n_clusters, n_features) or callable, \
-default="random_weights"
-        Where each restart starts. ``random_weights``: the mapper's own
-        random weights (for ``table``, random logits smoothed along
-        ``p``'s graph), a start committed to no partition; on digits none
-        of the centre starts below did better (the user guide gives the
-        figures). The others take KMeans's meaning:
+    init : {"auto", "random_weights", "spectral", "random", "k-means++"}, array-like of shape \
+(n_clusters, n_features) or callable, default="auto"
+        Where each restart starts. ``auto``: ``spectral`` for the ``table``
+        mapper (free logits, as a precomputed matrix gets), ``random_weights``
+        otherwise. ``random_weights``: the mapper's own random weights (for
+        ``table``, random logits smoothed along ``p``'s graph), a start
+        committed to no partition; on digits none of the centre starts
+        below did better (the user guide gives the figures). ``spectral``
+        (``table`` only): the soft assignment of one k-means run in the
+        spectral embedding of the affinity graph, computed as
+        ``SpectralClustering`` does, which I-Con then refines; free logits
+        started at random stay in fragments of the graph (the user guide
+        gives the figures). The others take KMeans's meaning:
         ``random`` draws ``n_clusters`` distinct rows as centres,
         ``k-means++`` seeds them as :func:`sklearn.cluster.kmeans_plusplus`
         does, an array gives them (and the fit runs one restart), a
@@ -222,10 +292,19 @@ default="random_weights"
         compiled pynndescent), approximately beyond.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to optimise; fitted state is kept on the CPU.
+    n_jobs : int or None, default=None
+        CPU threads of the fit (the neighbour search, a kernel affinity and
+        the optimisation), joblib's meaning: None leaves torch's setting,
+        -1 is every core.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisations; same seed, same device, same labels.
     verbose : int, default=0
         Print the loss at every convergence check of every restart when positive.
+    supervisory : {"knn", "gaussian", "precomputed"}, default="deprecated"
+        Former name of ``affinity`` (``"knn"`` is ``"nearest_neighbors"``).
+
+        .. deprecated:: 0.2
+            Use ``affinity``; ``supervisory`` will be removed in 0.4.
 
     Attributes
     ----------
@@ -233,7 +312,16 @@ default="random_weights"
         Cluster of each training point, consecutive integers from 0.
     cluster_centers_ : ndarray of shape (n_labels, n_features)
         Mean of each cluster's members in input space (``n_labels`` is the
-        number of non-empty clusters).
+        number of non-empty clusters). Only when the fit saw features: a
+        precomputed matrix has no space to place centres in.
+    affinity_matrix_ : ndarray or sparse matrix of shape (n_samples, n_samples)
+        The affinity ``p`` was normalised from, as
+        ``SpectralClustering.affinity_matrix_``: ``X`` itself when
+        precomputed, ``0.5 (A + A^T)`` of the k-NN connectivity ``A`` (sparse
+        CSR), the kernel matrix, or for ``gaussian`` the calibrated
+        conditional ``p`` (sparse CSR). Absent for
+        ``divergence="reverse"``, whose Gaussian over all pairs is never
+        formed.
     inertia_ : float
         Sum of squared distances of the training points to the centre of
         their cluster, as ``KMeans.inertia_`` (only when the fit saw
@@ -274,13 +362,19 @@ default="random_weights"
     _parameter_constraints: dict = {
         **_BaseNeighborICon._parameter_constraints,
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "supervisory": [StrOptions({"knn", "gaussian", "precomputed"})],
+        "affinity": [StrOptions(set(_GRAPH_AFFINITIES) | set(PAIRWISE_KERNEL_FUNCTIONS)), callable],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "degree": [Interval(Real, 0, None, closed="left")],
+        "coef0": [Real],
+        "kernel_params": [dict, None],
+        "n_jobs": [Integral, None],
+        "supervisory": [StrOptions({"knn", "gaussian", "precomputed", "deprecated"})],
         "learned": [StrOptions(set(CLUSTER_KERNELS))],
         "n_walk_steps": [Interval(Integral, 0, None, closed="left")],
         "propagation": [StrOptions({"sum", "reachable"})],
         "divergence": [StrOptions({"forward", "reverse"})],
         "mapper": [StrOptions(set(_CLUSTER_MAPPERS)), callable],
-        "init": [StrOptions({"random_weights", "random", "k-means++"}), "array-like", callable],
+        "init": [StrOptions({"auto", "random_weights", "spectral", "random", "k-means++"}), "array-like", callable],
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "copy_x": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -294,7 +388,11 @@ default="random_weights"
         self,
         n_clusters=8,
         *,
-        supervisory="knn",
+        affinity="nearest_neighbors",
+        gamma=1.0,
+        degree=3,
+        coef0=1,
+        kernel_params=None,
         learned="cluster",
         n_neighbors=10,
         n_walk_steps=2,
@@ -304,9 +402,9 @@ default="random_weights"
         bandwidth=None,
         alpha=0.0,
         alpha_q=0.0,
-        mapper="linear",
+        mapper="auto",
         hidden_layer_sizes=(100,),
-        init="random_weights",
+        init="auto",
         n_init=DEFAULT_N_INIT,
         max_iter=1000,
         tol=1e-4,
@@ -317,10 +415,17 @@ default="random_weights"
         metric="euclidean",
         neighbors="auto",
         device="auto",
+        n_jobs=None,
         random_state=None,
         verbose=0,
+        supervisory="deprecated",
     ):
         self.n_clusters = n_clusters
+        self.affinity = affinity
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+        self.kernel_params = kernel_params
         self.supervisory = supervisory
         self.learned = learned
         self.n_neighbors = n_neighbors
@@ -344,6 +449,7 @@ default="random_weights"
         self.metric = metric
         self.neighbors = neighbors
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -351,7 +457,61 @@ default="random_weights"
         tags = super().__sklearn_tags__()
         tags.input_tags.pairwise = self._precomputed_input
         tags.input_tags.sparse = self._precomputed_input
+        # An affinity is non-negative (scikit-learn's checks then build theirs from non-negative data).
+        tags.input_tags.positive_only = self._affinity_choice() in _MATRIX_AFFINITIES
         return tags
+
+    def _affinity_choice(self):
+        """The affinity in effect: ``affinity``, or what the deprecated ``supervisory`` names."""
+        return _SUPERVISORY_TO_AFFINITY.get(self.supervisory, self.affinity)
+
+    @property
+    def _precomputed_input(self):
+        """Whether ``X`` is a square matrix (distances or affinities) instead of features."""
+        return self.metric == "precomputed" or self._affinity_choice() in _MATRIX_AFFINITIES
+
+    def _mapper_choice(self):
+        """The mapper in effect: ``auto`` resolved to ``table`` for a precomputed matrix, ``linear`` otherwise."""
+        if isinstance(self.mapper, str) and self.mapper == "auto":
+            return "table" if self._precomputed_input else "linear"
+        return self.mapper
+
+    def _is_kernel_affinity(self):
+        affinity = self._affinity_choice()
+        return callable(affinity) or affinity in PAIRWISE_KERNEL_FUNCTIONS
+
+    def _check_matrix_input(self, X):
+        """A precomputed ``X`` must be square and non-negative, and the mapper one that needs no features."""
+        check_neighbor_search(self.neighbors, self.metric)
+        if not self._precomputed_input:
+            return
+        affinity = self._affinity_choice()
+        if affinity in _MATRIX_AFFINITIES:
+            what = "affinity" if affinity == "precomputed" else "distance"
+            setting = f"affinity={affinity!r}"
+        else:
+            what, setting = "distance", "metric='precomputed'"
+        check_precomputed(X, self._mapper_choice(), what, setting=setting)
+
+    def _check_affinity_settings(self):
+        """Refuse ``metric`` and ``neighbors`` where the affinity does not search neighbours in it."""
+        affinity = self._affinity_choice()
+        if self._is_kernel_affinity() and self.metric != "euclidean":
+            raise ValueError(
+                f"metric={self.metric!r} sets the neighbour search of affinity='nearest_neighbors' or 'gaussian'; "
+                f"affinity={_name(affinity)} is a kernel of the features and searches no neighbours. Leave metric "
+                "at 'euclidean', or choose the kernel by affinity."
+            )
+        if affinity == "precomputed_nearest_neighbors" and self.metric not in ("euclidean", "precomputed"):
+            raise ValueError(
+                f"affinity='precomputed_nearest_neighbors' reads X as distances already; metric={self.metric!r} "
+                "cannot apply. Leave metric at 'euclidean'."
+            )
+        if affinity == "precomputed" and self.metric == "precomputed":
+            raise ValueError(
+                "affinity='precomputed' reads X as affinities and metric='precomputed' as distances; choose "
+                "one (affinity='precomputed_nearest_neighbors' for distances)."
+            )
 
     def _validate_fit_input(self, X):
         # Sparse features would be densified for the mapper anyway; a sparse
@@ -364,13 +524,16 @@ default="random_weights"
             ensure_min_samples=2,
         )
         n = X.shape[0]
+        self._check_affinity_settings()
         self._check_matrix_input(X)
         if self.n_clusters > n:
             raise ValueError(f"n_clusters={self.n_clusters} must be at most n_samples={n}.")
+        affinity = self._affinity_choice()
+        searches_neighbors = affinity in ("nearest_neighbors", "precomputed_nearest_neighbors")
         self._check_neighborhoods(
             n,
-            n_neighbors=self.n_neighbors if self.supervisory == "knn" else None,
-            perplexity=self.perplexity if self.supervisory == "gaussian" and self.divergence == "forward" else None,
+            n_neighbors=self.n_neighbors if searches_neighbors else None,
+            perplexity=self.perplexity if affinity == "gaussian" and self.divergence == "forward" else None,
         )
         if self.divergence == "reverse":
             obstacles = self._reverse_obstacles()
@@ -394,16 +557,31 @@ default="random_weights"
                 )
         return X
 
+    def _init_choice(self):
+        """The start in effect: ``auto`` is ``spectral`` for free logits on a graph, ``random_weights`` otherwise."""
+        if isinstance(self.init, str) and self.init == "auto":
+            spectral = self._mapper_choice() == "table" and self.divergence == "forward"
+            return "spectral" if spectral else "random_weights"
+        return self.init
+
     def _check_init(self, X):
         """Validate ``init`` against the data and the mapper; return explicit centres or None."""
         if self._starts_from_weights():
             return None
+        if self._starts_spectrally():
+            if self._mapper_choice() != "table" or self.divergence != "forward":
+                raise ValueError(
+                    "init='spectral' starts free cluster logits from the spectral embedding of p's graph: it needs "
+                    f"mapper='table' and divergence='forward' (got mapper={self._mapper_name()}, "
+                    f"divergence={self.divergence!r})."
+                )
+            return None
         if self._precomputed_input:
             raise ValueError(
                 f"init={self._init_name()} needs input features to place centres in; a precomputed matrix has "
-                "none. Use init='random_weights'."
+                "none. Use init='auto' (a spectral start) or 'random_weights'."
             )
-        if self.mapper not in ("linear", "table"):
+        if self._mapper_choice() not in ("linear", "table"):
             raise ValueError(
                 f"init={self._init_name()} starts the clustering at the soft k-means assignment of its centres, "
                 f"which is exact for mapper='linear' or 'table' only; mapper={self._mapper_name()} starts "
@@ -426,18 +604,37 @@ default="random_weights"
             raise ValueError("The initial centres contain NaN or infinity.")
 
     def _starts_from_weights(self):
-        return isinstance(self.init, str) and self.init == "random_weights"
+        init = self._init_choice()
+        return isinstance(init, str) and init == "random_weights"
+
+    def _starts_spectrally(self):
+        init = self._init_choice()
+        return isinstance(init, str) and init == "spectral"
+
+    def _spectral_space(self, affinity_matrix, random_state):
+        """The graph's spectral embedding, as ``SpectralClustering`` computes it, in which spectral starts are drawn."""
+        affinity = sp.csr_matrix(affinity_matrix) if sp.issparse(affinity_matrix) else np.asarray(affinity_matrix)
+        affinity = 0.5 * (affinity + affinity.T)
+        return spectral_embedding(
+            affinity,
+            n_components=self.n_clusters,
+            drop_first=False,
+            random_state=random_state.randint(np.iinfo(np.int32).max),
+        )
 
     def _init_name(self):
         return repr(self.init) if isinstance(self.init, str) else ("a callable" if callable(self.init) else "an array")
 
     def _mapper_name(self):
-        return repr(self.mapper) if isinstance(self.mapper, str) else "a callable"
+        return _name(self._mapper_choice())
 
     def _centres(self, dense, random_state, explicit):
         """The start centres of one restart, in input space."""
         if explicit is not None:
             return explicit
+        if self._starts_spectrally():
+            # One k-means run in the spectral embedding: SpectralClustering's labels, softened.
+            return KMeans(self.n_clusters, n_init=1, random_state=random_state).fit(dense).cluster_centers_
         if isinstance(self.init, str) and self.init == "random":
             return dense[random_state.choice(dense.shape[0], self.n_clusters, replace=False)]
         if isinstance(self.init, str):
@@ -448,11 +645,10 @@ default="random_weights"
 
     def _reverse_obstacles(self):
         """What keeps ``divergence="reverse"`` from computing this configuration (empty if nothing)."""
-        wanted = dict(supervisory="gaussian", learned="cluster", alpha=0.0, alpha_q=0.0, metric="euclidean")
+        wanted = dict(affinity="gaussian", learned="cluster", alpha=0.0, alpha_q=0.0, metric="euclidean")
+        current = {**self.get_params(), "affinity": self._affinity_choice()}
         obstacles = [
-            f"{name}={value!r} (got {getattr(self, name)!r})"
-            for name, value in wanted.items()
-            if getattr(self, name) != value
+            f"{name}={value!r} (got {_name(current[name])})" for name, value in wanted.items() if current[name] != value
         ]
         if self.batch_size not in (None, "auto"):
             obstacles.append(f"batch_size=None (got {self.batch_size!r}; the entropies need every pair)")
@@ -468,37 +664,64 @@ default="random_weights"
         return AUTO_BATCH_SIZE if samplable and n_samples > FULL_BATCH_MAX_SAMPLES else None
 
     def _supervisory(self, X, device, walks=True):
-        """Row-stochastic sparse ``p`` (float64) and the log degrees of its graph.
+        """Row-stochastic sparse ``p`` (float64), the log degrees of its graph, and ``affinity_matrix_``.
 
         ``walks=False`` returns the one-step ``p``, before propagation.
         """
-        if self.supervisory == "precomputed":
-            P = normalize_rows(to_torch(sp.csr_matrix(X), device))
+        affinity = self._affinity_choice()
+        if affinity == "gaussian":
+            P = supervisory_distribution(
+                to_torch(X, device),
+                kernel="gaussian",
+                normalization="conditional",
+                metric=self.metric,
+                perplexity=self.perplexity,
+                neighbors=self.neighbors,
+                random_state=self.random_state,
+            )
+            shown = _to_scipy(P)
         else:
-            data = to_torch(X.toarray() if sp.issparse(X) else X, device)
-            if self.supervisory == "knn":
-                P = normalize_rows(
-                    knn_graph(data, self.n_neighbors, self.metric, self.neighbors, random_state=self.random_state)
-                )
-            else:
-                P = supervisory_distribution(
-                    data,
-                    kernel="gaussian",
-                    normalization="conditional",
-                    metric=self.metric,
-                    perplexity=self.perplexity,
-                    neighbors=self.neighbors,
-                    random_state=self.random_state,
-                )
+            A, shown = self._affinity_graph(X, affinity, device)
+            P = normalize_rows(A)
         if walks:
+            # A dense kernel's powers are dense: dense products, then its nonzeros.
             P = propagate(P, self.n_walk_steps, self.propagation)
-        return P, log_degrees(P)
+        P = (P if P.is_sparse else P.to_sparse()).coalesce()
+        return P, log_degrees(P), shown
+
+    def _affinity_graph(self, X, affinity, device):
+        """The affinity matrix as a torch tensor (sparse for graphs, dense for kernels), and as ``affinity_matrix_``."""
+        if affinity == "precomputed":
+            return to_torch(X, device), X
+        if affinity in ("nearest_neighbors", "precomputed_nearest_neighbors"):
+            metric = "precomputed" if affinity == "precomputed_nearest_neighbors" else self.metric
+            neighbors = "exact" if metric == "precomputed" else self.neighbors
+            A = knn_graph(to_torch(X, device), self.n_neighbors, metric, neighbors, random_state=self.random_state)
+            return A, 0.5 * _to_scipy(A)
+        n = X.shape[0]
+        check_memory(
+            8 * n * n,
+            torch.device("cpu"),
+            f"The {n} x {n} kernel matrix of affinity={_name(affinity)}",
+            "Use affinity='nearest_neighbors', whose graph is sparse.",
+        )
+        params = dict(self.kernel_params or {})
+        if not callable(affinity):
+            params.update(gamma=self.gamma, degree=self.degree, coef0=self.coef0)
+        K = pairwise_kernels(X, metric=affinity, filter_params=True, n_jobs=self.n_jobs, **params)
+        if has_negative_entry(K):
+            raise ValueError(
+                f"affinity={_name(affinity)} gave negative affinities (minimum {K.min():.3g}); p is a distribution "
+                "and needs non-negative ones. Choose a non-negative kernel (rbf, laplacian, chi2, ...)."
+            )
+        return torch.as_tensor(K, dtype=torch.float64, device=device), K
 
     def _make_model(self, n, n_features, generator, dtype, P, centres=None, dense=None, standardizer=None):
+        mapper = self._mapper_choice()
         if centres is not None:
             squared = squared_distances(dense, centres)
             temperature = soft_kmeans_temperature(squared)
-            if self.mapper == "table":
+            if mapper == "table":
                 return FreeLogits(torch.as_tensor(-squared / temperature, dtype=dtype))
             model = self._make_model(n, n_features, generator, dtype, P)
             weight, bias = soft_kmeans_linear(centres, *standardizer, temperature)
@@ -506,14 +729,14 @@ default="random_weights"
                 model.weight.copy_(torch.as_tensor(weight))
                 model.bias.copy_(torch.as_tensor(bias))
             return model
-        if self.mapper == "table" and P is None:
+        if mapper == "table" and P is None:
             return FreeLogits(torch.randn((n, self.n_clusters), generator=generator, dtype=dtype))
-        if self.mapper == "table":
+        if mapper == "table":
             return FreeLogits(smoothed_logits(P, self.n_clusters, generator, dtype))
-        if callable(self.mapper):
-            return build_user_module(self.mapper, n_features, self.n_clusters, generator).to(dtype)
+        if callable(mapper):
+            return build_user_module(mapper, n_features, self.n_clusters, generator).to(dtype)
         return make_mapper(
-            self.mapper,
+            mapper,
             n_features=n_features,
             n_components=self.n_clusters,
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
@@ -530,7 +753,8 @@ default="random_weights"
         ----------
         X : array-like of shape (n_samples, n_features), or (n_samples, n_samples) array-like or sparse matrix
             Training data; a square affinity matrix (dense or sparse) when
-            ``supervisory="precomputed"``, a distance matrix when
+            ``affinity="precomputed"``, a distance matrix when
+            ``affinity="precomputed_nearest_neighbors"`` or
             ``metric="precomputed"``.
         y : None
             Ignored.
@@ -540,6 +764,19 @@ default="random_weights"
         self : IConClustering
             The fitted estimator.
         """
+        if self.supervisory != "deprecated":
+            warnings.warn(
+                f"supervisory was renamed affinity in 0.2 and will be removed in 0.4; use "
+                f"affinity={_SUPERVISORY_TO_AFFINITY[self.supervisory]!r}.",
+                FutureWarning,
+                stacklevel=4,
+            )
+            if self.affinity != "nearest_neighbors":
+                raise ValueError("Set affinity only; supervisory is its deprecated name and both were given.")
+        with torch_threads(self.n_jobs):
+            return self._fit(X)
+
+    def _fit(self, X):
         X = self._validate_fit_input(X)
         explicit_centres = self._check_init(X)
         n = X.shape[0]
@@ -548,20 +785,22 @@ default="random_weights"
         generator = make_generator(self.random_state)
         batch_size = self._batch_size(n)
         batched = batch_size is not None
-        dense = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+        mapper = self._mapper_choice()
+        # A precomputed matrix is no feature space: it stays as given (sparse stays sparse).
+        dense = None if self._precomputed_input else np.asarray(X, dtype=np.float64)
         reverse = self.divergence == "reverse"
         if reverse:
-            P = log_degree = None
+            P = log_degree = affinity_matrix = None
             scaled, spread = unit_spread(dense)
             data = torch.as_tensor(scaled, dtype=dtype, device=device)
             bandwidth = 0.1 if self.bandwidth is None else self.bandwidth / spread
             log_normalizers = gaussian_log_normalizers(data, bandwidth)
         else:
-            P, log_degree = self._supervisory(X, device, walks=not batched)
+            P, log_degree, affinity_matrix = self._supervisory(X, device, walks=not batched)
             P, log_degree = P.to(dtype), (log_degree.to(dtype) if self.learned == "cluster_degree" else None)
 
         standardizer = None
-        if self.mapper == "table":
+        if mapper == "table":
             inputs = None
         else:
             standardizer = fit_standardizer(dense)
@@ -587,21 +826,24 @@ default="random_weights"
                 f"Explicit initial centres passed: performing only one init in {type(self).__name__} instead of "
                 f"n_init={n_init}.",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             n_init = 1
         use_centres = not self._starts_from_weights()
         centre_state = None
         if use_centres:
             centre_state = np.random.RandomState(int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator)))
+        start_space = dense
+        if self._starts_spectrally():
+            start_space = self._spectral_space(affinity_matrix, centre_state)
         # Mini-batch restarts are not screened: on MNIST-70k with mapper="mlp" the restart ahead
         # after 100 noisy steps was not the one that ended best (user guide).
         screen = self.max_iter if objective.noisy else min(self.max_iter, SCREEN_STEPS)
 
         def make_model(restart):
-            centres = self._centres(dense, centre_state, explicit_centres) if use_centres else None
+            centres = self._centres(start_space, centre_state, explicit_centres) if use_centres else None
             return self._make_model(
-                n, X.shape[1], generator, dtype, P, centres=centres, dense=dense, standardizer=standardizer
+                n, X.shape[1], generator, dtype, P, centres=centres, dense=start_space, standardizer=standardizer
             ).to(device)
 
         result, model = train_restarts(
@@ -614,13 +856,18 @@ default="random_weights"
                 f"IConClustering stopped at max_iter={self.max_iter} before the loss converged (tol={self.tol}); "
                 "increase max_iter, or raise tol.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
         model = model.cpu().to(torch.float64).eval()
+        # Attributes that only some configurations have must not survive from an earlier fit.
+        for attribute in ("affinity_matrix_", "cluster_centers_", "inertia_"):
+            self.__dict__.pop(attribute, None)
+        if affinity_matrix is not None:
+            self.affinity_matrix_ = affinity_matrix
         self._standardizer = standardizer
-        self.mapper_ = None if self.mapper == "table" else model
-        if self.mapper == "table":
+        self.mapper_ = None if mapper == "table" else model
+        if mapper == "table":
             with torch.no_grad():
                 logits = model().numpy()
         else:
@@ -629,9 +876,6 @@ default="random_weights"
         # Keep only clusters some training point fell in, numbered in order.
         self._kept_clusters = np.unique(raw)
         self.labels_ = np.searchsorted(self._kept_clusters, raw)
-        self.cluster_centers_ = np.stack(
-            [dense[self.labels_ == k].mean(axis=0) for k in range(self._kept_clusters.size)]
-        )
         self.loss_ = result.losses[-1]
         self.loss_curve_ = np.asarray(result.losses)
         self.n_iter_ = result.n_iter
@@ -641,9 +885,12 @@ default="random_weights"
                 f"Number of distinct clusters ({self._kept_clusters.size}) found smaller than "
                 f"n_clusters ({self.n_clusters}): the other clusters received no point.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
-        if _has_features(self):
+        if dense is not None:
+            self.cluster_centers_ = np.stack(
+                [dense[self.labels_ == k].mean(axis=0) for k in range(self._kept_clusters.size)]
+            )
             self.inertia_ = float(((dense - self.cluster_centers_[self.labels_]) ** 2).sum())
         return self
 
@@ -765,7 +1012,7 @@ IConClustering.fit_transform = available_if(_has_features)(IConClustering.fit_tr
 
 
 #: The k-means instance of I-Con (Theorem 13): the parameters of ``make_method("kmeans")``.
-KMEANS_PRESET = MappingProxyType(dict(supervisory="gaussian", divergence="reverse"))
+KMEANS_PRESET = MappingProxyType(dict(affinity="gaussian", divergence="reverse"))
 
 
 class SpectralIConClustering(ClusterMixin, BaseEstimator):

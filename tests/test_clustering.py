@@ -59,7 +59,7 @@ def test_loss_prefers_graph_structure_over_kmeans_on_moons():
     [
         dict(learned="cluster_degree"),
         dict(alpha=0.3, alpha_q=0.1),
-        dict(supervisory="gaussian", perplexity=15),
+        dict(affinity="gaussian", perplexity=15),
         dict(propagation="reachable", n_walk_steps=2),
         dict(n_walk_steps=0),
         dict(mapper="table", n_walk_steps=3),
@@ -78,7 +78,7 @@ def test_precomputed_affinity_graph(blobs):
 
     graph = kneighbors_graph(X, 10, include_self=False)
     labels = IConClustering(
-        n_clusters=4, supervisory="precomputed", mapper="table", n_walk_steps=3, **FAST
+        n_clusters=4, affinity="precomputed", mapper="table", n_walk_steps=3, **FAST
     ).fit_predict(graph)
     assert adjusted_rand_score(y, labels) >= 0.9
 
@@ -194,9 +194,9 @@ def test_table_mapper_has_no_predict():
     [
         (dict(n_clusters=20), np.random.RandomState(0).rand(10, 3), "n_clusters=20 must be at most n_samples=10"),
         (dict(n_neighbors=10), np.random.RandomState(0).rand(10, 3), "n_neighbors=10 must be less than n_samples=10"),
-        (dict(supervisory="precomputed", mapper="table"), np.ones((4, 3)), "square"),
-        (dict(supervisory="precomputed", mapper="table"), -np.ones((4, 4)), "non-negative"),
-        (dict(supervisory="precomputed"), np.ones((4, 4)), "mapper='linear'"),
+        (dict(affinity="precomputed"), np.ones((4, 3)), "square"),
+        (dict(affinity="precomputed"), -np.ones((4, 4)), "non-negative"),
+        (dict(affinity="precomputed", mapper="linear"), np.ones((4, 4)), "mapper='linear'"),
         (dict(learned="nope"), np.random.RandomState(0).rand(20, 3), "learned"),
         (dict(), np.full((20, 3), np.nan), "NaN"),
         (dict(), sp.csr_matrix(np.eye(20)), "[Ss]parse"),

@@ -321,7 +321,7 @@ def test_kmeans_matches_kmeans_inertia(dataset, digits):
 @pytest.mark.parametrize(
     "params, message",
     [
-        (dict(divergence="reverse", supervisory="knn"), "needs supervisory='gaussian'"),
+        (dict(divergence="reverse", affinity="nearest_neighbors"), "needs affinity='gaussian'"),
         (dict(divergence="reverse", alpha=0.1), "needs alpha=0.0"),
         (dict(divergence="reverse", batch_size=64), "needs batch_size=None"),
         (dict(bandwidth=1.0), "bandwidth is used by divergence='reverse' only"),
@@ -331,7 +331,7 @@ def test_reverse_divergence_refuses_what_it_cannot_compute(params, message):
     from sklearn_icon import IConClustering
 
     with pytest.raises(ValueError, match=message):
-        IConClustering(n_clusters=3, supervisory=params.pop("supervisory", "gaussian"), **params).fit(
+        IConClustering(n_clusters=3, affinity=params.pop("affinity", "gaussian"), **params).fit(
             np.random.default_rng(0).normal(size=(50, 3))
         )
 

@@ -48,7 +48,7 @@ CONFIGURATIONS = [
     ("clustering-table", lambda: IConClustering(n_clusters=3, n_neighbors=5, mapper="table", n_init=1, max_iter=40, **CPU)),
     (
         "clustering-kmeans-reverse",
-        lambda: IConClustering(n_clusters=3, supervisory="gaussian", divergence="reverse", n_init=1, max_iter=40, **CPU),
+        lambda: IConClustering(n_clusters=3, affinity="gaussian", divergence="reverse", n_init=1, max_iter=40, **CPU),
     ),
     (
         "clustering-approximate-neighbours",
@@ -184,7 +184,7 @@ def test_sparse_input_works_or_says_to_densify(make):
         (IConEmbedding(supervisory="knn", n_neighbors=40, **CPU), "n_neighbors=40 must be less than n_samples=40"),
         (IConClustering(n_neighbors=40, **CPU), "n_neighbors=40 must be less than n_samples=40"),
         (IConClustering(n_clusters=41, **CPU), "n_clusters=41 must be at most n_samples=40"),
-        (IConClustering(n_clusters=3, supervisory="gaussian", perplexity=40, **CPU), "perplexity=40"),
+        (IConClustering(n_clusters=3, affinity="gaussian", perplexity=40, **CPU), "perplexity=40"),
     ],
     ids=lambda value: value if isinstance(value, str) else type(value).__name__,
 )

@@ -124,7 +124,7 @@ def propagate(P, n_walk_steps, mode="sum"):
 
     Parameters
     ----------
-    P : torch.Tensor of shape (n, n), sparse COO
+    P : torch.Tensor of shape (n, n), sparse COO or dense
         Row-stochastic.
     n_walk_steps : int
         Extra steps; 0 returns ``P`` (or its uniform support).
@@ -133,10 +133,17 @@ def propagate(P, n_walk_steps, mode="sum"):
     Returns
     -------
     torch.Tensor of shape (n, n)
-        Sparse COO, row-stochastic, zero diagonal.
+        Row-stochastic with a zero diagonal, in ``P``'s layout.
     """
     if mode not in ("sum", "reachable"):
         raise ValueError(f"Unknown propagation {mode!r}; expected 'sum' or 'reachable'.")
+    if not P.is_sparse:
+        # A dense p (a kernel over all pairs) has dense powers: dense products are the cheap way.
+        total, power = P, P
+        for _ in range(n_walk_steps):
+            power = power @ P
+            total = total + power
+        return normalize_rows((total > 0).to(P.dtype) if mode == "reachable" else total)
     P = P.coalesce()
     total, power = P, P
     for _ in range(n_walk_steps):
