@@ -7,18 +7,26 @@ from types import MappingProxyType
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy.sparse.linalg import eigsh
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, _fit_context
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.manifold import SpectralEmbedding, spectral_embedding
+from sklearn.manifold import SpectralEmbedding
 from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS, euclidean_distances, pairwise_kernels
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._backend.affinities import supervisory_distribution
-from ._backend.affinities.graphs import WalkSampler, knn_graph, log_degrees, normalize_rows, propagate
+from ._backend.affinities.graphs import (
+    WalkSampler,
+    knn_graph,
+    log_degrees,
+    normalize_rows,
+    propagate,
+    weight_neighbors,
+)
 from ._backend.initialization import (
     smoothed_logits,
     soft_kmeans_linear,
@@ -90,6 +98,58 @@ def _to_scipy(P):
     P = P.coalesce().cpu()
     rows, cols = P.indices().numpy()
     return sp.csr_matrix((P.values().numpy(), (rows, cols)), shape=tuple(P.shape))
+
+
+def _weighted_mean(X, weight, members):
+    """Mean of the member rows, weighted when the members' weights have mass."""
+    if weight is None or not weight[members].sum() > 0:
+        return X[members].mean(axis=0)
+    return np.average(X[members], axis=0, weights=weight[members])
+
+
+def _weighted_inertia(X, centres, weight):
+    """Sum of the (weighted) squared distances of the rows of ``X`` to their centres."""
+    squared = ((X - centres) ** 2).sum(axis=1)
+    return float(squared.sum() if weight is None else squared @ weight)
+
+
+def spectral_coordinates(affinity, n_components, random_state):
+    """The spectral embedding ``SpectralClustering`` clusters: ``D^-1/2`` times the top eigenvectors of ``D^-1/2 A D^-1/2``.
+
+    ``A`` is symmetrised first. The leading eigenvectors of the normalised
+    affinity are found by Lanczos iteration without shift-invert:
+    :func:`sklearn.manifold.spectral_embedding` factorises the Laplacian
+    for its shift-invert ARPACK, which took 296 s and 2.2 GB on a 20,000-node
+    10-NN graph (benchmarks/RESULTS.md) where this takes a fraction of a
+    second for the same clustering.
+
+    Parameters
+    ----------
+    affinity : ndarray or sparse matrix of shape (n, n)
+        Non-negative, every row with positive mass.
+    n_components : int
+    random_state : numpy.random.RandomState
+        Seeds Lanczos's start vector.
+
+    Returns
+    -------
+    ndarray of shape (n, n_components)
+    """
+    affinity = sp.csr_matrix(affinity) if sp.issparse(affinity) else np.asarray(affinity, dtype=np.float64)
+    affinity = 0.5 * (affinity + affinity.T)
+    n = affinity.shape[0]
+    inverse_root = 1.0 / np.sqrt(np.asarray(affinity.sum(axis=1)).ravel())
+    if sp.issparse(affinity):
+        normalized = sp.diags(inverse_root) @ affinity @ sp.diags(inverse_root)
+    else:
+        normalized = inverse_root[:, None] * affinity * inverse_root[None, :]
+    if n <= max(2 * n_components + 1, 200):
+        dense = normalized.toarray() if sp.issparse(normalized) else normalized
+        vectors = np.linalg.eigh(dense)[1][:, ::-1][:, :n_components]
+    else:
+        start = random_state.uniform(-1.0, 1.0, n)
+        vectors = eigsh(normalized, k=n_components, which="LA", v0=start)[1][:, ::-1]
+    return vectors * inverse_root[:, None]
 
 
 def _is_inductive(estimator):
@@ -612,15 +672,8 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         return isinstance(init, str) and init == "spectral"
 
     def _spectral_space(self, affinity_matrix, random_state):
-        """The graph's spectral embedding, as ``SpectralClustering`` computes it, in which spectral starts are drawn."""
-        affinity = sp.csr_matrix(affinity_matrix) if sp.issparse(affinity_matrix) else np.asarray(affinity_matrix)
-        affinity = 0.5 * (affinity + affinity.T)
-        return spectral_embedding(
-            affinity,
-            n_components=self.n_clusters,
-            drop_first=False,
-            random_state=random_state.randint(np.iinfo(np.int32).max),
-        )
+        """The graph's spectral embedding, in which spectral starts are drawn."""
+        return spectral_coordinates(affinity_matrix, self.n_clusters, random_state)
 
     def _init_name(self):
         return repr(self.init) if isinstance(self.init, str) else ("a callable" if callable(self.init) else "an array")
@@ -628,17 +681,19 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
     def _mapper_name(self):
         return _name(self._mapper_choice())
 
-    def _centres(self, dense, random_state, explicit):
-        """The start centres of one restart, in input space."""
+    def _centres(self, dense, random_state, explicit, weight=None):
+        """The start centres of one restart, in input space (weighted as KMeans weighs them)."""
         if explicit is not None:
             return explicit
         if self._starts_spectrally():
             # One k-means run in the spectral embedding: SpectralClustering's labels, softened.
-            return KMeans(self.n_clusters, n_init=1, random_state=random_state).fit(dense).cluster_centers_
+            kmeans = KMeans(self.n_clusters, n_init=1, random_state=random_state)
+            return kmeans.fit(dense, sample_weight=weight).cluster_centers_
         if isinstance(self.init, str) and self.init == "random":
-            return dense[random_state.choice(dense.shape[0], self.n_clusters, replace=False)]
+            chance = None if weight is None else weight / weight.sum()
+            return dense[random_state.choice(dense.shape[0], self.n_clusters, replace=False, p=chance)]
         if isinstance(self.init, str):
-            return kmeans_plusplus(dense, self.n_clusters, random_state=random_state)[0]
+            return kmeans_plusplus(dense, self.n_clusters, sample_weight=weight, random_state=random_state)[0]
         centres = np.asarray(self.init(dense, self.n_clusters, random_state=random_state), dtype=np.float64)
         self._check_centres(centres, dense.shape[1])
         return centres
@@ -663,10 +718,11 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         samplable = self.propagation == "sum" and self.learned == "cluster"
         return AUTO_BATCH_SIZE if samplable and n_samples > FULL_BATCH_MAX_SAMPLES else None
 
-    def _supervisory(self, X, device, walks=True):
+    def _supervisory(self, X, device, walks=True, weight=None):
         """Row-stochastic sparse ``p`` (float64), the log degrees of its graph, and ``affinity_matrix_``.
 
-        ``walks=False`` returns the one-step ``p``, before propagation.
+        ``walks=False`` returns the one-step ``p``, before propagation;
+        ``weight`` (sample weights) weighs each neighbour as its copies.
         """
         affinity = self._affinity_choice()
         if affinity == "gaussian":
@@ -683,6 +739,8 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         else:
             A, shown = self._affinity_graph(X, affinity, device)
             P = normalize_rows(A)
+        if weight is not None:
+            P = weight_neighbors(P, torch.as_tensor(weight, device=P.device))
         if walks:
             # A dense kernel's powers are dense: dense products, then its nonzeros.
             P = propagate(P, self.n_walk_steps, self.propagation)
@@ -746,7 +804,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
 
     @_fit_context(prefer_skip_nested_validation=True)
     @keep_state_on_failure
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Cluster ``X``.
 
         Parameters
@@ -758,6 +816,14 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             ``metric="precomputed"``.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; a weight of two counts a point as its
+            repeated row would: twice in the cluster masses, twice as often
+            as a neighbour in ``p``, and its divergence twice in the loss
+            (also in the standardisation, the centre starts,
+            ``cluster_centers_`` and ``inertia_``). Weight zero removes a
+            point from the loss; it still gets a label. Needs ``alpha=0``,
+            ``alpha_q=0`` and ``divergence="forward"``.
 
         Returns
         -------
@@ -774,10 +840,29 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             if self.affinity != "nearest_neighbors":
                 raise ValueError("Set affinity only; supervisory is its deprecated name and both were given.")
         with torch_threads(self.n_jobs):
-            return self._fit(X)
+            return self._fit(X, sample_weight)
 
-    def _fit(self, X):
+    def _sample_weight(self, sample_weight, X):
+        """The validated weights as given and scaled to mean one (the loss's), or None twice."""
+        if sample_weight is None:
+            return None, None
+        obstacles = [
+            f"{name}={value!r} (got {getattr(self, name)!r})"
+            for name, value in dict(alpha=0.0, alpha_q=0.0, divergence="forward").items()
+            if getattr(self, name) != value
+        ]
+        if obstacles:
+            raise ValueError(
+                "sample_weight needs " + ", ".join(obstacles) + ": the uniform parts of debiasing and the c-SNE "
+                "entropies have no weighted form here."
+            )
+        # scikit-learn's check also refuses weights that are all zero.
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        return weight, weight * (weight.size / weight.sum())
+
+    def _fit(self, X, sample_weight=None):
         X = self._validate_fit_input(X)
+        given_weight, weight = self._sample_weight(sample_weight, X)
         explicit_centres = self._check_init(X)
         n = X.shape[0]
         device = resolve_device(self.device)
@@ -796,20 +881,26 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             bandwidth = 0.1 if self.bandwidth is None else self.bandwidth / spread
             log_normalizers = gaussian_log_normalizers(data, bandwidth)
         else:
-            P, log_degree, affinity_matrix = self._supervisory(X, device, walks=not batched)
+            P, log_degree, affinity_matrix = self._supervisory(X, device, walks=not batched, weight=weight)
             P, log_degree = P.to(dtype), (log_degree.to(dtype) if self.learned == "cluster_degree" else None)
+            if weight is not None and not batched:
+                # A point of weight w holds w copies' share of every cluster's mass. (A floor keeps
+                # weight zero finite in log space: e^-69 of a mass is none.)
+                log_weight = torch.as_tensor(np.log(np.maximum(weight, 1e-30)), dtype=dtype, device=device)
+                log_degree = log_weight if log_degree is None else log_degree + log_weight
 
         standardizer = None
         if mapper == "table":
             inputs = None
         else:
-            standardizer = fit_standardizer(dense)
+            standardizer = fit_standardizer(dense, sample_weight=weight)
             inputs = torch.as_tensor((dense - standardizer[0]) / standardizer[1], dtype=dtype, device=device)
 
         if batched:
             objective = SampledClusterObjective(
                 WalkSampler(P.cpu(), self.n_walk_steps), inputs, batch_size, generator,
                 alpha=self.alpha, alpha_q=self.alpha_q, n_evaluation=_EVALUATION_PAIRS, device=device,
+                sample_weight=None if weight is None else torch.as_tensor(weight),
             )
         elif reverse:
             objective = ExactClusterObjective(
@@ -817,7 +908,11 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             )
         else:
             objective = ExactClusterObjective(
-                prepared_cluster_loss(P, alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree), inputs
+                prepared_cluster_loss(
+                    P, alpha=self.alpha, alpha_q=self.alpha_q, log_degree=log_degree,
+                    row_weight=None if weight is None else torch.as_tensor(weight, dtype=dtype, device=device),
+                ),
+                inputs,
             )
 
         n_init = self._n_init(explicit_centres)
@@ -841,7 +936,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         screen = self.max_iter if objective.noisy else min(self.max_iter, SCREEN_STEPS)
 
         def make_model(restart):
-            centres = self._centres(start_space, centre_state, explicit_centres) if use_centres else None
+            centres = self._centres(start_space, centre_state, explicit_centres, weight) if use_centres else None
             return self._make_model(
                 n, X.shape[1], generator, dtype, P, centres=centres, dense=start_space, standardizer=standardizer
             ).to(device)
@@ -889,9 +984,9 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             )
         if dense is not None:
             self.cluster_centers_ = np.stack(
-                [dense[self.labels_ == k].mean(axis=0) for k in range(self._kept_clusters.size)]
+                [_weighted_mean(dense, weight, self.labels_ == k) for k in range(self._kept_clusters.size)]
             )
-            self.inertia_ = float(((dense - self.cluster_centers_[self.labels_]) ** 2).sum())
+            self.inertia_ = _weighted_inertia(dense, self.cluster_centers_[self.labels_], given_weight)
         return self
 
     def _n_init(self, explicit_centres):
@@ -964,7 +1059,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         X = validate_data(self, X, accept_sparse=False, dtype=[np.float64, np.float32], reset=False)
         return euclidean_distances(np.asarray(X, dtype=np.float64), self.cluster_centers_)
 
-    def fit_transform(self, X, y=None):
+    def fit_transform(self, X, y=None, sample_weight=None):
         """Fit, then return the distances of the training points to the centres.
 
         Parameters
@@ -973,14 +1068,16 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             Training data.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
 
         Returns
         -------
         ndarray of shape (n_samples, n_labels)
         """
-        return self.fit(X, y).transform(X)
+        return self.fit(X, y, sample_weight=sample_weight).transform(X)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, sample_weight=None):
         """Minus the sum of squared distances of points to the centre of their predicted cluster, as ``KMeans.score``.
 
         On the training data it is ``-inertia_``. Available with a
@@ -992,6 +1089,8 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             Points.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the squared distances.
 
         Returns
         -------
@@ -999,7 +1098,8 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         """
         labels = self.predict(X)
         X = np.asarray(validate_data(self, X, dtype=[np.float64, np.float32], reset=False), dtype=np.float64)
-        return -float(((X - self.cluster_centers_[labels]) ** 2).sum())
+        weight = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        return -_weighted_inertia(X, self.cluster_centers_[labels], weight)
 
 
 

@@ -179,3 +179,45 @@ def test_user_guide_migration_examples_run():
         result = doctest.testfile(str(guide), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 10
     assert result.failed == 0
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_spectral_coordinates_span_what_spectral_clustering_embeds(sparse):
+    """The start's embedding spans the subspace of scikit-learn's spectral_embedding (drop_first=False)."""
+    from scipy.linalg import subspace_angles
+    from sklearn.manifold import spectral_embedding
+
+    from sklearn_icon._clustering import spectral_coordinates
+
+    X, _ = make_blobs(400, centers=4, cluster_std=1.5, random_state=0)
+    A = knn_affinity(X, 10)
+    A = A if sparse else A.toarray()
+    ours = spectral_coordinates(A, 4, np.random.RandomState(0))
+    reference = spectral_embedding(A, n_components=4, drop_first=False, random_state=0)
+    assert np.rad2deg(subspace_angles(ours, reference)).max() < 1.0
+
+
+def test_spectral_start_needs_free_logits():
+    with pytest.raises(ValueError, match="init='spectral' starts free cluster logits"):
+        IConClustering(n_clusters=3, init="spectral", mapper="linear", **CPU).fit(X_BLOBS)
+
+
+def test_random_free_logits_fragment_a_graph_the_spectral_start_does_not():
+    """Why init='auto' is spectral for a precomputed graph (figures in the user guide)."""
+    X, y = make_blobs(2400, centers=4, cluster_std=0.5, random_state=0)
+    A = knn_affinity(X, 10)
+    fits = {
+        init: IConClustering(n_clusters=4, affinity="precomputed", init=init, n_init=1, batch_size=None, **CPU).fit(A)
+        for init in ("random_weights", "auto")
+    }
+    assert adjusted_rand_score(y, fits["auto"].labels_) > 0.99
+    assert adjusted_rand_score(y, fits["random_weights"].labels_) < 0.8
+
+
+def test_weights_on_a_precomputed_graph():
+    """A graph's points take weights too; zero-weight points leave the loss but keep a label."""
+    A = knn_affinity(X_BLOBS)
+    weight = np.where(np.arange(len(Y_BLOBS)) % 5 == 0, 0.0, 2.0)
+    model = IConClustering(n_clusters=3, affinity="precomputed", **CPU).fit(A, sample_weight=weight)
+    assert model.labels_.shape == Y_BLOBS.shape
+    assert adjusted_rand_score(Y_BLOBS, model.labels_) > 0.9

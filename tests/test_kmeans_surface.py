@@ -1,4 +1,4 @@
-"""IConClustering where KMeans was: inertia_, transform, score, n_init="auto", copy_x."""
+"""IConClustering where KMeans was: inertia_, transform, score, n_init="auto", copy_x, sample_weight."""
 
 import numpy as np
 import pytest
@@ -94,3 +94,67 @@ def test_precomputed_input_has_no_transform(blobs):
     assert not hasattr(model, "transform")
     model.fit(pairwise_distances(X))
     assert not hasattr(model, "inertia_")
+
+
+WEIGHTS = np.random.RandomState(0).randint(0, 4, 150)
+
+
+def test_unit_weights_change_nothing(blobs):
+    X, _ = blobs
+    plain = IConClustering(n_clusters=3, **FAST).fit(X)
+    weighted = IConClustering(n_clusters=3, **FAST).fit(X, sample_weight=np.ones(len(X)))
+    np.testing.assert_array_equal(plain.labels_, weighted.labels_)
+    assert weighted.loss_ == pytest.approx(plain.loss_, rel=1e-6)
+
+
+@pytest.mark.parametrize("params", [dict(), dict(batch_size=64)], ids=["exact", "mini-batch"])
+def test_weight_is_the_row_repeated(blobs, params):
+    """sample_weight=k and k copies of the row give the same clusters (the k-NN graphs differ slightly)."""
+    X, y = blobs
+    kept = WEIGHTS > 0
+    weighted = IConClustering(n_clusters=3, **{**FAST, **params}).fit(X, sample_weight=WEIGHTS)
+    repeated = IConClustering(n_clusters=3, **{**FAST, **params}).fit(np.repeat(X, WEIGHTS, axis=0))
+    assert adjusted_rand_score(weighted.labels_[kept], repeated.predict(X[kept])) == 1.0
+    assert adjusted_rand_score(y, weighted.labels_) == 1.0
+    np.testing.assert_allclose(weighted.cluster_centers_[weighted.predict(repeated.cluster_centers_)],
+                               repeated.cluster_centers_, rtol=1e-10)
+    assert weighted.inertia_ == pytest.approx(repeated.inertia_, rel=1e-10)
+
+
+def test_weights_reach_the_loss():
+    """Weights move the boundary: heavy points of one blob pull the clusters' masses towards them."""
+    X, _ = make_blobs(200, centers=[[0, 0], [3, 0]], cluster_std=1.0, random_state=0)
+    weight = np.where(X[:, 0] < 1.5, 1.0, 0.0) + 1e-3
+    fits = [IConClustering(n_clusters=2, **FAST).fit(X, sample_weight=w) for w in (None, weight)]
+    assert fits[0].loss_ != pytest.approx(fits[1].loss_, rel=1e-3)
+    # Centres are weighted means: the light points barely move them.
+    heavy = X[:, 0] < 1.5
+    for model in fits[1:]:
+        for k, centre in enumerate(model.cluster_centers_):
+            members = (model.labels_ == k) & heavy
+            if members.any():
+                np.testing.assert_allclose(
+                    centre, np.average(X[model.labels_ == k], axis=0, weights=weight[model.labels_ == k])
+                )
+
+
+def test_weighted_inertia_and_score(fitted):
+    model, X = fitted
+    weight = np.linspace(0.5, 2.0, len(X))
+    squared = ((X - model.cluster_centers_[model.predict(X)]) ** 2).sum(1)
+    assert model.score(X, sample_weight=weight) == pytest.approx(-(squared @ weight), rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "params, weight, message",
+    [
+        (dict(alpha=0.2), np.ones(150), "sample_weight needs alpha=0.0"),
+        (dict(), -np.ones(150), "[Nn]egative"),
+        (dict(), np.zeros(150), "at least one non-zero"),
+        (dict(), np.ones(10), "shape"),
+    ],
+)
+def test_bad_weights_give_clear_errors(blobs, params, weight, message):
+    X, _ = blobs
+    with pytest.raises(ValueError, match=message):
+        IConClustering(n_clusters=3, **{**FAST, **params}).fit(X, sample_weight=weight)

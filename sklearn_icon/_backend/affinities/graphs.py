@@ -66,6 +66,49 @@ def normalize_rows(A):
     return A / row_mass[:, None]
 
 
+def weight_neighbors(P, weight):
+    """``p(j|i) ∝ p(j|i) w_j``: a neighbour of weight ``w`` counts as ``w`` copies of it.
+
+    A point of weight two is then a neighbour twice as often, as its
+    repeated row would be. Rows of weight zero are left as they are: no
+    loss term reads them, and no walk reaches them.
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape (n, n), sparse COO or dense
+        Row-stochastic.
+    weight : torch.Tensor of shape (n,)
+        Non-negative sample weights.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n)
+        Row-stochastic, in ``P``'s layout; for sparse ``P`` the entries
+        of weight-zero neighbours are dropped.
+
+    Raises
+    ------
+    ValueError
+        If a point of positive weight has only neighbours of weight zero.
+    """
+    weight = weight.to(P.dtype)
+    if not P.is_sparse:
+        scale = torch.where(weight[:, None] > 0, weight[None, :], torch.ones_like(weight)[None, :])
+        return normalize_rows(P * scale)
+    P = P.coalesce()
+    rows, cols = P.indices()
+    values = P.values() * torch.where(weight[rows] > 0, weight[cols], torch.ones_like(P.values()))
+    keep = values > 0
+    weighted = torch.sparse_coo_tensor(P.indices()[:, keep], values[keep], P.shape, check_invariants=False)
+    try:
+        return normalize_rows(weighted)
+    except ValueError as error:
+        raise ValueError(
+            "Some point of positive sample_weight has only neighbours of weight zero, so nothing is left to "
+            f"cluster it by ({error})."
+        ) from None
+
+
 def symmetrize_joint(P):
     """t-SNE's joint distribution ``(p(j|i) + p(i|j)) / 2n`` from conditionals.
 

@@ -202,16 +202,37 @@ def cluster_loss(
     return (entropy - cross) / n
 
 
-def prepared_cluster_loss(P, *, alpha=0.0, alpha_q=0.0, log_degree=None):
+def prepared_cluster_loss(P, *, alpha=0.0, alpha_q=0.0, log_degree=None, row_weight=None):
     """:func:`cluster_loss` of ``P`` as a function of ``log_phi`` alone, for a fit's repeated calls.
 
     The edge layouts and the entropy of the debiased ``p``, which no step
     changes, are computed here once.
+
+    ``row_weight`` (shape ``(n,)``, mean one, needs ``alpha = 0``) weighs
+    each point's divergence, ``sum_i w_i KL(p_i || q_i) / n``: the edges of
+    row ``i`` are scaled by ``w_i``. The weights of the neighbours belong in
+    ``P`` (:func:`~..affinities.graphs.weight_neighbors`) and in the cluster
+    masses (``log_degree``).
     """
     P = P.coalesce()
     n = P.shape[0]
-    edges = EdgeList.from_sparse(P)
-    entropy = debiased_entropy((1.0 - alpha) * P.values(), alpha / n, n * n)
+    if row_weight is None:
+        edges = EdgeList.from_sparse(P)
+        entropy = debiased_entropy((1.0 - alpha) * P.values(), alpha / n, n * n)
+    else:
+        if alpha > 0:
+            raise ValueError("Row weights need alpha=0: the uniform part of debiasing has no weighted form here.")
+        conditional = P.values()
+        edge_weight = row_weight.to(P.dtype)[P.indices()[0]]
+        # Rows of weight zero leave the loss, their edges with them.
+        keep = edge_weight > 0
+        conditional, edge_weight = conditional[keep], edge_weight[keep]
+        P = torch.sparse_coo_tensor(
+            P.indices()[:, keep], conditional * edge_weight, P.shape, check_invariants=False
+        ).coalesce()
+        edges = EdgeList.from_sparse(P)
+        # sum_i w_i sum_j p_ij log p_ij
+        entropy = (edge_weight * torch.special.xlogy(conditional, conditional)).sum()
 
     def loss(log_phi):
         return cluster_loss(
@@ -362,6 +383,12 @@ class SampledClusterObjective:
     n_evaluation : int
         Anchors of the evaluation sample (at most ``n``).
     device : torch.device
+    sample_weight : torch.Tensor of shape (n,), optional
+        Anchors are then drawn with probability proportional to their
+        weight (so a point of weight two anchors as often as its repeated
+        row would), and the cluster masses are the weighted ones. The
+        neighbours' weights belong in the sampler's ``p``
+        (:func:`~..affinities.graphs.weight_neighbors`).
     """
 
     #: Iterations between convergence checks, over which the batches' losses are averaged.
@@ -369,15 +396,23 @@ class SampledClusterObjective:
     #: A step's loss is one batch's estimate.
     noisy = True
 
-    def __init__(self, sampler, inputs, batch_size, generator, *, alpha, alpha_q, n_evaluation, device):
+    def __init__(
+        self, sampler, inputs, batch_size, generator, *, alpha, alpha_q, n_evaluation, device, sample_weight=None
+    ):
         self.sampler, self.inputs, self.batch_size, self.generator = sampler, inputs, batch_size, generator
         self.alpha, self.alpha_q, self.device = alpha, alpha_q, device
+        self.sample_weight = None if sample_weight is None else sample_weight.to(torch.float64).cpu()
+        # The anchors' total mass: n points, or the weights' sum.
+        self.total_mass = float(sampler.n if sample_weight is None else self.sample_weight.sum())
         self.evaluation = self._sample_pairs(min(sampler.n, n_evaluation))
 
     def _sample_pairs(self, n_anchors):
         """Anchors, their walk neighbors (kept pairs only) and uniform neighbors."""
         n = self.sampler.n
-        anchors = torch.randint(n, (n_anchors,), generator=self.generator)
+        if self.sample_weight is None:
+            anchors = torch.randint(n, (n_anchors,), generator=self.generator)
+        else:
+            anchors = torch.multinomial(self.sample_weight, n_anchors, replacement=True, generator=self.generator)
         neighbors, kept = self.sampler.sample(anchors, self.generator)
         uniform = torch.randint(n, (n_anchors,), generator=self.generator) if self.alpha > 0 else None
         return anchors, kept, neighbors, uniform
@@ -406,14 +441,17 @@ class SampledClusterObjective:
         """Minus the cross-entropy of one fresh batch, differentiable in the model's parameters."""
         pairs = self._sample_pairs(self.batch_size)
         log_phi = self._log_phi(model, pairs)
-        # The anchors are a uniform sample: their mass, scaled to n points,
-        # estimates each cluster's mass.
-        log_mass = torch.logsumexp(log_phi[: self.batch_size], dim=0) + np.log(self.sampler.n / self.batch_size)
+        # The anchors are a sample in proportion to the points' mass: theirs,
+        # scaled to the total, estimates each cluster's mass.
+        log_mass = torch.logsumexp(log_phi[: self.batch_size], dim=0) + np.log(self.total_mass / self.batch_size)
         return -self._cross_entropy(log_phi, pairs, log_mass)
 
     def final(self, model):
         """Minus the cross-entropy of the evaluation pairs under the whole data set's cluster masses."""
         with torch.no_grad():
             logits = model(self.inputs) if self.inputs is not None else model()
-            log_mass = torch.logsumexp(torch.log_softmax(logits, dim=1), dim=0)
+            log_phi = torch.log_softmax(logits, dim=1)
+            if self.sample_weight is not None:
+                log_phi = log_phi + torch.log(self.sample_weight).to(log_phi)[:, None]
+            log_mass = torch.logsumexp(log_phi, dim=0)
             return float(-self._cross_entropy(self._log_phi(model, self.evaluation), self.evaluation, log_mass))
