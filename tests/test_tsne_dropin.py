@@ -254,9 +254,16 @@ def test_interpolated_placement_matches_the_exact_sums(fitted_blobs):
     )
     Y = torch.quantile(reference[nearest], 0.5, dim=1) + torch.randn(20, 2, generator=torch.Generator().manual_seed(0))
     exact_loss, exact_grad = PlacementObjective(P, reference)(Y)
-    loss, grad = InterpolatedPlacementObjective(P, reference)(Y)
-    assert loss == pytest.approx(exact_loss, rel=1e-3)
-    assert float((grad - exact_grad).norm() / exact_grad.norm()) < 0.05
+    # The interpolation converges to the exact sums as its boxes shrink; at the default width of one
+    # embedding unit its error depends on where the fitted embedding's points fall in the boxes (0.3 %
+    # of the loss on one machine's fit of these blobs, under 0.1 % on another's), hence the two bounds.
+    errors = []
+    for box_width in (1.0, 0.5, 0.25):
+        loss, grad = InterpolatedPlacementObjective(P, reference, box_width=box_width)(Y)
+        errors.append((abs(float(loss - exact_loss) / float(exact_loss)), float((grad - exact_grad).norm() / exact_grad.norm())))
+    assert errors[0][0] < 1e-2 and errors[0][1] < 0.1
+    assert errors[-1][0] < 1e-4 and errors[-1][1] < 5e-3
+    assert errors[-1][1] < errors[1][1] < errors[0][1]
     # The exact sums' gradient is autograd's of the summed KL.
     Yg = Y.clone().requires_grad_(True)
     kernel = -torch.log1p(((Yg[:, None, :] - reference[None]) ** 2).sum(-1))
