@@ -47,6 +47,26 @@ def methods(n_clusters):
     )
 
 
+def score_seeds(make, data, y, seeds):
+    """Fit ``make(seed)`` on ``data`` for every seed; the table's figure cells, joined by ``|``.
+
+    Mean time per fit, largest peak memory, mean and minimum Hungarian
+    accuracy against ``y``, mean ARI and NMI.
+    """
+    times, peaks, accuracies, aris, nmis = [], [], [], [], []
+    for seed in range(seeds):
+        labels, seconds, peak = timed_peak(lambda: make(seed).fit_predict(data))
+        times.append(seconds)
+        peaks.append(peak)
+        accuracies.append(clustering_accuracy(y, labels))
+        aris.append(adjusted_rand_score(y, labels))
+        nmis.append(normalized_mutual_info_score(y, labels))
+    return (
+        f"{np.mean(times):.2f} | {np.max(peaks):.0f} | {np.mean(accuracies):.3f} | {np.min(accuracies):.3f} "
+        f"| {np.mean(aris):.3f} | {np.mean(nmis):.3f}"
+    )
+
+
 #: Largest graph SpectralClustering is run on.
 SPECTRAL_MAX_NODES = 20000
 
@@ -78,23 +98,11 @@ def graph_case(n_nodes, seeds):
         ("KMeans(n_init=10) on the points", lambda seed: KMeans(10, n_init=10, random_state=seed), X),
     ]
     if n_nodes > SPECTRAL_MAX_NODES:
-        # Its shift-invert ARPACK took 296 s and 2.2 GB at 20,000 nodes of this graph (RESULTS.md).
+        # Its shift-invert ARPACK took 325 s and 2.2 GB at 20,000 nodes of this graph (RESULTS.md).
         print(f"(SpectralClustering left out above {SPECTRAL_MAX_NODES} nodes: hours and more than 4 GiB.)\n")
         cases = [case for case in cases if not case[0].startswith("Spectral")]
     for name, make, data in cases:
-        times, peaks, accuracies, aris, nmis = [], [], [], [], []
-        for seed in range(seeds):
-            labels, seconds, peak = timed_peak(lambda: make(seed).fit_predict(data))
-            times.append(seconds)
-            peaks.append(peak)
-            accuracies.append(clustering_accuracy(y, labels))
-            aris.append(adjusted_rand_score(y, labels))
-            nmis.append(normalized_mutual_info_score(y, labels))
-        print(
-            f"| {name} | {np.mean(times):.2f} | {np.max(peaks):.0f} | {np.mean(accuracies):.3f} "
-            f"| {np.min(accuracies):.3f} | {np.mean(aris):.3f} | {np.mean(nmis):.3f} |",
-            flush=True,
-        )
+        print(f"| {name} | {score_seeds(make, data, y, seeds)} |", flush=True)
 
 
 def main():
@@ -116,19 +124,7 @@ def main():
     print("|" + "---|" * 8)
     for data_name, X, y in datasets:
         for method_name, make in methods(len(np.unique(y))):
-            times, peaks, accuracies, aris, nmis = [], [], [], [], []
-            for seed in range(args.seeds):
-                labels, seconds, peak = timed_peak(lambda: make(seed).fit_predict(X))
-                times.append(seconds)
-                peaks.append(peak)
-                accuracies.append(clustering_accuracy(y, labels))
-                aris.append(adjusted_rand_score(y, labels))
-                nmis.append(normalized_mutual_info_score(y, labels))
-            print(
-                f"| {data_name} | {method_name} | {np.mean(times):.2f} | {np.max(peaks):.0f} | {np.mean(accuracies):.3f} "
-                f"| {np.min(accuracies):.3f} | {np.mean(aris):.3f} | {np.mean(nmis):.3f} |",
-                flush=True,
-            )
+            print(f"| {data_name} | {method_name} | {score_seeds(make, X, y, args.seeds)} |", flush=True)
 
 
 if __name__ == "__main__":

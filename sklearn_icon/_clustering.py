@@ -119,7 +119,7 @@ def spectral_coordinates(affinity, n_components, random_state):
     ``A`` is symmetrised first. The leading eigenvectors of the normalised
     affinity are found by Lanczos iteration without shift-invert:
     :func:`sklearn.manifold.spectral_embedding` factorises the Laplacian
-    for its shift-invert ARPACK, which took 296 s and 2.2 GB on a 20,000-node
+    for its shift-invert ARPACK, which took 345 s and 2.2 GB on a 20,000-node
     10-NN graph (benchmarks/RESULTS.md) where this takes a fraction of a
     second for the same clustering.
 
@@ -554,7 +554,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         check_precomputed(X, self._mapper_choice(), what, setting=setting)
 
     def _check_affinity_settings(self):
-        """Refuse ``metric`` and ``neighbors`` where the affinity does not search neighbours in it."""
+        """Refuse a ``metric`` the affinity does not measure distances in, or one that clashes with it."""
         affinity = self._affinity_choice()
         if self._is_kernel_affinity() and self.metric != "euclidean":
             raise ValueError(
@@ -671,10 +671,6 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         init = self._init_choice()
         return isinstance(init, str) and init == "spectral"
 
-    def _spectral_space(self, affinity_matrix, random_state):
-        """The graph's spectral embedding, in which spectral starts are drawn."""
-        return spectral_coordinates(affinity_matrix, self.n_clusters, random_state)
-
     def _init_name(self):
         return repr(self.init) if isinstance(self.init, str) else ("a callable" if callable(self.init) else "an array")
 
@@ -698,13 +694,14 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         self._check_centres(centres, dense.shape[1])
         return centres
 
+    def _unmet(self, **wanted):
+        """``"name=value (got ...)"`` for each wanted parameter value this estimator does not have."""
+        current = {**self.get_params(), "affinity": self._affinity_choice()}
+        return [f"{name}={value!r} (got {_name(current[name])})" for name, value in wanted.items() if current[name] != value]
+
     def _reverse_obstacles(self):
         """What keeps ``divergence="reverse"`` from computing this configuration (empty if nothing)."""
-        wanted = dict(affinity="gaussian", learned="cluster", alpha=0.0, alpha_q=0.0, metric="euclidean")
-        current = {**self.get_params(), "affinity": self._affinity_choice()}
-        obstacles = [
-            f"{name}={value!r} (got {_name(current[name])})" for name, value in wanted.items() if current[name] != value
-        ]
+        obstacles = self._unmet(affinity="gaussian", learned="cluster", alpha=0.0, alpha_q=0.0, metric="euclidean")
         if self.batch_size not in (None, "auto"):
             obstacles.append(f"batch_size=None (got {self.batch_size!r}; the entropies need every pair)")
         return obstacles
@@ -846,11 +843,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         """The validated weights as given and scaled to mean one (the loss's), or None twice."""
         if sample_weight is None:
             return None, None
-        obstacles = [
-            f"{name}={value!r} (got {getattr(self, name)!r})"
-            for name, value in dict(alpha=0.0, alpha_q=0.0, divergence="forward").items()
-            if getattr(self, name) != value
-        ]
+        obstacles = self._unmet(alpha=0.0, alpha_q=0.0, divergence="forward")
         if obstacles:
             raise ValueError(
                 "sample_weight needs " + ", ".join(obstacles) + ": the uniform parts of debiasing and the c-SNE "
@@ -930,7 +923,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             centre_state = np.random.RandomState(int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator)))
         start_space = dense
         if self._starts_spectrally():
-            start_space = self._spectral_space(affinity_matrix, centre_state)
+            start_space = spectral_coordinates(affinity_matrix, self.n_clusters, centre_state)
         # Mini-batch restarts are not screened: on MNIST-70k with mapper="mlp" the restart ahead
         # after 100 noisy steps was not the one that ended best (user guide).
         screen = self.max_iter if objective.noisy else min(self.max_iter, SCREEN_STEPS)
