@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS, TORCH_METRICS, is_torch_metric
+from ._backend.mappers import SparseRows
 
 DEVICE_CONSTRAINT = [StrOptions({"auto", "cpu", "cuda"})]
 
@@ -167,7 +168,15 @@ def fit_standardizer(X, sample_weight=None, shared_scale=False):
     ``shared_scale``: one scale for all features, the total standard
     deviation, so that an orthonormal projection keeps the input's
     geometry, which a per-feature scale would change.
+
+    A sparse ``X`` is scaled, not centred (centring would densify it): the
+    mean is zero and the scale is shared, the total standard deviation, so
+    that rare features (a TF-IDF matrix's rare words) are not blown up to
+    unit variance and the geometry its neighbours were found in is kept. For
+    a linear first layer, centring changes only the bias, which it learns.
     """
+    if sp.issparse(X):
+        return np.zeros(X.shape[1]), np.full(X.shape[1], _sparse_total_std(sp.csr_matrix(X), sample_weight))
     if sample_weight is None:
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
@@ -178,6 +187,26 @@ def fit_standardizer(X, sample_weight=None, shared_scale=False):
         return mean, np.full_like(scale, np.sqrt(np.sum(X.var(axis=0))) or 1.0)
     scale[scale == 0] = 1.0
     return mean, scale
+
+
+def _sparse_total_std(X, sample_weight):
+    """Root of the summed (weighted) feature variances of a CSR matrix, one if they are zero."""
+    weight = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    weight = weight / weight.sum()
+    mean = X.T @ weight
+    mean_square = X.multiply(X).T @ weight
+    total = float(np.sum(np.maximum(mean_square - mean * mean, 0.0)))
+    return np.sqrt(total) if total > 0 else 1.0
+
+
+def standardized_tensor(X, standardizer, dtype=torch.float64, device="cpu"):
+    """``(X - mean) / scale`` as a mapper's input: :class:`SparseRows` for a sparse ``X`` (its mean is zero), a
+    dense tensor otherwise."""
+    mean, scale = standardizer
+    if sp.issparse(X):
+        scaled = sp.csr_matrix(sp.csr_matrix(X, dtype=np.float64).multiply(1.0 / scale[None, :]))
+        return SparseRows.from_scipy(scaled, dtype, device)
+    return torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=dtype, device=device)
 
 
 def has_negative_entry(X):
@@ -272,10 +301,8 @@ def apply_mapper(mapper, standardizer, X):
     Float64 and no batch-dependent layers make each row's output independent
     of the others in the batch.
     """
-    mean, scale = standardizer
-    inputs = torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=torch.float64)
     with torch.no_grad():
-        return mapper(inputs).numpy()
+        return mapper(standardized_tensor(X, standardizer)).numpy()
 
 
 def keep_state_on_failure(fit):

@@ -56,6 +56,7 @@ from ._base import (
     keep_state_on_failure,
     make_generator,
     resolve_device,
+    standardized_tensor,
     to_torch,
     torch_threads,
 )
@@ -101,15 +102,24 @@ def _to_scipy(P):
 
 
 def _weighted_mean(X, weight, members):
-    """Mean of the member rows, weighted when the members' weights have mass."""
-    if weight is None or not weight[members].sum() > 0:
-        return X[members].mean(axis=0)
-    return np.average(X[members], axis=0, weights=weight[members])
+    """Mean of the member rows (dense or sparse ``X``), weighted when the members' weights have mass."""
+    rows = X[members]
+    member_weight = None if weight is None else weight[members]
+    if member_weight is None or not member_weight.sum() > 0:
+        member_weight = np.ones(rows.shape[0])
+    return np.asarray(rows.T @ member_weight).ravel() / member_weight.sum()
 
 
-def _weighted_inertia(X, centres, weight):
-    """Sum of the (weighted) squared distances of the rows of ``X`` to their centres."""
-    squared = ((X - centres) ** 2).sum(axis=1)
+def _weighted_inertia(X, centres, labels, weight):
+    """Sum of the (weighted) squared distances of the rows of ``X`` to the centre of their label.
+
+    A sparse ``X`` is expanded as ``|x|^2 - 2 x . c + |c|^2`` and never
+    densified; a dense one is subtracted directly (no cancellation).
+    """
+    if sp.issparse(X):
+        squared = squared_distances(X, centres)[np.arange(X.shape[0]), labels]
+    else:
+        squared = ((X - centres[labels]) ** 2).sum(axis=1)
     return float(squared.sum() if weight is None else squared @ weight)
 
 
@@ -174,6 +184,13 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
     the whole data set from the edges of ``p`` and the cluster masses, never
     an ``n x n`` matrix. With a ``linear`` or ``mlp`` mapper the fitted model
     assigns new points with :meth:`predict`.
+
+    Sparse features (a TF-IDF matrix, as ``KMeans`` takes it) stay sparse
+    throughout: the neighbour search multiplies sparse rows, the mapper's
+    first layer multiplies them as CSR, and the centres, ``inertia_``,
+    ``transform`` and ``score`` are computed from them as they are. They are
+    scaled by one scale for all features and not centred (centring would
+    densify them; see the ``mapper`` parameter).
 
     Parameters
     ----------
@@ -262,14 +279,18 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         ``auto``: ``table`` when ``X`` is a precomputed matrix (it has no
         features to map), ``linear`` otherwise.
         ``linear`` and ``mlp`` map the standardised input to cluster logits
-        and provide :meth:`predict`; ``table`` learns free logits per
+        and provide :meth:`predict` (a sparse input is divided by its total
+        standard deviation, the root of the summed feature variances,
+        instead: rare columns are not blown up to unit variance, and the
+        bias absorbs the mean); ``table`` learns free logits per
         training point (transductive, no ``predict``). A callable
         ``mapper(n_features, n_clusters)`` returning a
         :class:`torch.nn.Module` brings your own encoder of the
         standardised input (a ``(batch, n_features)`` float tensor) to
         ``n_clusters`` logits; it is initialised under a seed drawn from
         ``random_state`` and trained like ``mlp``. Define it at module level
-        so the estimator pickles.
+        so the estimator pickles. It receives dense tensors, so sparse
+        features are refused with it (densify them with ``X.toarray()``).
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden ReLU layer widths of the ``mlp`` mapper.
     init : {"auto", "random_weights", "spectral", "random", "k-means++"}, array-like of shape \
@@ -516,7 +537,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.pairwise = self._precomputed_input
-        tags.input_tags.sparse = self._precomputed_input
+        tags.input_tags.sparse = self._precomputed_input or self._sparse_features_obstacle() is None
         # An affinity is non-negative (scikit-learn's checks then build theirs from non-negative data).
         tags.input_tags.positive_only = self._affinity_choice() in _MATRIX_AFFINITIES
         return tags
@@ -529,6 +550,15 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
     def _precomputed_input(self):
         """Whether ``X`` is a square matrix (distances or affinities) instead of features."""
         return self.metric == "precomputed" or self._affinity_choice() in _MATRIX_AFFINITIES
+
+    def _sparse_features_obstacle(self):
+        """Why sparse features cannot be fitted as they are (None if they can): the part that needs them dense."""
+        mapper = self._mapper_choice()
+        if callable(mapper):
+            return "a callable mapper receives dense tensors"
+        if self.divergence == "reverse":
+            return "divergence='reverse' (c-SNE) computes its Gaussian entropies on dense features"
+        return None
 
     def _mapper_choice(self):
         """The mapper in effect: ``auto`` resolved to ``table`` for a precomputed matrix, ``linear`` otherwise."""
@@ -574,12 +604,19 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             )
 
     def _validate_fit_input(self, X):
-        # Sparse features would be densified for the mapper anyway; a sparse
-        # matrix is accepted where it stays sparse: a precomputed graph.
+        # A sparse matrix is accepted where it stays sparse: a precomputed
+        # graph, or features that the neighbour search, the kernels and the
+        # linear and MLP mappers read as they are.
+        obstacle = None if self._precomputed_input else self._sparse_features_obstacle()
+        if obstacle is not None and sp.issparse(X):
+            raise TypeError(
+                f"Sparse data was passed for X, but {obstacle}: use X.toarray() to pass a dense array, or the "
+                "default mapper and divergence, which take sparse features."
+            )
         X = validate_data(
             self,
             X,
-            accept_sparse=["csr", "csc", "coo"] if self._precomputed_input else False,
+            accept_sparse=["csr", "csc", "coo"] if self._precomputed_input else "csr",
             dtype=[np.float64, np.float32],
             ensure_min_samples=2,
         )
@@ -677,21 +714,22 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
     def _mapper_name(self):
         return _name(self._mapper_choice())
 
-    def _centres(self, dense, random_state, explicit, weight=None):
-        """The start centres of one restart, in input space (weighted as KMeans weighs them)."""
+    def _centres(self, space, random_state, explicit, weight=None):
+        """The start centres of one restart, in input space (weighted as KMeans weighs them); ``space`` may be sparse."""
         if explicit is not None:
             return explicit
         if self._starts_spectrally():
             # One k-means run in the spectral embedding: SpectralClustering's labels, softened.
             kmeans = KMeans(self.n_clusters, n_init=1, random_state=random_state)
-            return kmeans.fit(dense, sample_weight=weight).cluster_centers_
+            return kmeans.fit(space, sample_weight=weight).cluster_centers_
         if isinstance(self.init, str) and self.init == "random":
             chance = None if weight is None else weight / weight.sum()
-            return dense[random_state.choice(dense.shape[0], self.n_clusters, replace=False, p=chance)]
+            chosen = space[random_state.choice(space.shape[0], self.n_clusters, replace=False, p=chance)]
+            return chosen.toarray() if sp.issparse(chosen) else chosen
         if isinstance(self.init, str):
-            return kmeans_plusplus(dense, self.n_clusters, sample_weight=weight, random_state=random_state)[0]
-        centres = np.asarray(self.init(dense, self.n_clusters, random_state=random_state), dtype=np.float64)
-        self._check_centres(centres, dense.shape[1])
+            return kmeans_plusplus(space, self.n_clusters, sample_weight=weight, random_state=random_state)[0]
+        centres = np.asarray(self.init(space, self.n_clusters, random_state=random_state), dtype=np.float64)
+        self._check_centres(centres, space.shape[1])
         return centres
 
     def _unmet(self, **wanted):
@@ -771,10 +809,10 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             )
         return torch.as_tensor(K, dtype=torch.float64, device=device), K
 
-    def _make_model(self, n, n_features, generator, dtype, P, centres=None, dense=None, standardizer=None):
+    def _make_model(self, n, n_features, generator, dtype, P, centres=None, space=None, standardizer=None):
         mapper = self._mapper_choice()
         if centres is not None:
-            squared = squared_distances(dense, centres)
+            squared = squared_distances(space, centres)
             temperature = soft_kmeans_temperature(squared)
             if mapper == "table":
                 return FreeLogits(torch.as_tensor(-squared / temperature, dtype=dtype))
@@ -806,8 +844,9 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or (n_samples, n_samples) array-like or sparse matrix
-            Training data; a square affinity matrix (dense or sparse) when
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or (n_samples, n_samples)
+            Training data, dense or sparse (kept sparse; not with
+            ``divergence="reverse"`` or a callable mapper); a square affinity matrix (dense or sparse) when
             ``affinity="precomputed"``, a distance matrix when
             ``affinity="precomputed_nearest_neighbors"`` or
             ``metric="precomputed"``.
@@ -864,12 +903,18 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         batch_size = self._batch_size(n)
         batched = batch_size is not None
         mapper = self._mapper_choice()
-        # A precomputed matrix is no feature space: it stays as given (sparse stays sparse).
-        dense = None if self._precomputed_input else np.asarray(X, dtype=np.float64)
+        # A precomputed matrix is no feature space: it stays as given (sparse stays sparse);
+        # sparse features stay sparse too.
+        if self._precomputed_input:
+            features = None
+        elif sp.issparse(X):
+            features = sp.csr_matrix(X, dtype=np.float64)
+        else:
+            features = np.asarray(X, dtype=np.float64)
         reverse = self.divergence == "reverse"
         if reverse:
             P = log_degree = affinity_matrix = None
-            scaled, spread = unit_spread(dense)
+            scaled, spread = unit_spread(features)
             data = torch.as_tensor(scaled, dtype=dtype, device=device)
             bandwidth = 0.1 if self.bandwidth is None else self.bandwidth / spread
             log_normalizers = gaussian_log_normalizers(data, bandwidth)
@@ -886,8 +931,8 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         if mapper == "table":
             inputs = None
         else:
-            standardizer = fit_standardizer(dense, sample_weight=weight)
-            inputs = torch.as_tensor((dense - standardizer[0]) / standardizer[1], dtype=dtype, device=device)
+            standardizer = fit_standardizer(features, sample_weight=weight)
+            inputs = standardized_tensor(features, standardizer, dtype, device)
 
         if batched:
             objective = SampledClusterObjective(
@@ -921,7 +966,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         centre_state = None
         if use_centres:
             centre_state = np.random.RandomState(int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator)))
-        start_space = dense
+        start_space = features
         if self._starts_spectrally():
             start_space = spectral_coordinates(affinity_matrix, self.n_clusters, centre_state)
         # Mini-batch restarts are not screened: on MNIST-70k with mapper="mlp" the restart ahead
@@ -931,7 +976,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         def make_model(restart):
             centres = self._centres(start_space, centre_state, explicit_centres, weight) if use_centres else None
             return self._make_model(
-                n, X.shape[1], generator, dtype, P, centres=centres, dense=start_space, standardizer=standardizer
+                n, X.shape[1], generator, dtype, P, centres=centres, space=start_space, standardizer=standardizer
             ).to(device)
 
         result, model = train_restarts(
@@ -959,7 +1004,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             with torch.no_grad():
                 logits = model().numpy()
         else:
-            logits = self._logits(dense)
+            logits = self._logits(features)
         raw = logits.argmax(axis=1)
         # Keep only clusters some training point fell in, numbered in order.
         self._kept_clusters = np.unique(raw)
@@ -975,11 +1020,11 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                 ConvergenceWarning,
                 stacklevel=5,
             )
-        if dense is not None:
+        if features is not None:
             self.cluster_centers_ = np.stack(
-                [_weighted_mean(dense, weight, self.labels_ == k) for k in range(self._kept_clusters.size)]
+                [_weighted_mean(features, weight, self.labels_ == k) for k in range(self._kept_clusters.size)]
             )
-            self.inertia_ = _weighted_inertia(dense, self.cluster_centers_[self.labels_], given_weight)
+            self.inertia_ = _weighted_inertia(features, self.cluster_centers_, self.labels_, given_weight)
         return self
 
     def _n_init(self, explicit_centres):
@@ -993,7 +1038,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
 
     def _kept_logits(self, X):
         check_is_fitted(self, "labels_")
-        X = validate_data(self, X, accept_sparse=False, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
         return self._logits(X)[:, self._kept_clusters]
 
     def predict(self, X):
@@ -1003,7 +1048,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             New data.
 
         Returns
@@ -1020,7 +1065,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             New data.
 
         Returns
@@ -1040,7 +1085,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Points.
 
         Returns
@@ -1049,15 +1094,15 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             Euclidean distance of each point to each of ``cluster_centers_``.
         """
         check_is_fitted(self, "labels_")
-        X = validate_data(self, X, accept_sparse=False, dtype=[np.float64, np.float32], reset=False)
-        return euclidean_distances(np.asarray(X, dtype=np.float64), self.cluster_centers_)
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
+        return euclidean_distances(X.astype(np.float64), self.cluster_centers_)
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit, then return the distances of the training points to the centres.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : None
             Ignored.
@@ -1078,7 +1123,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Points.
         y : None
             Ignored.
@@ -1090,9 +1135,9 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         float
         """
         labels = self.predict(X)
-        X = np.asarray(validate_data(self, X, dtype=[np.float64, np.float32], reset=False), dtype=np.float64)
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
         weight = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
-        return -_weighted_inertia(X, self.cluster_centers_[labels], weight)
+        return -_weighted_inertia(X, self.cluster_centers_, labels, weight)
 
 
 

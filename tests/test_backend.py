@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from scipy.spatial.distance import squareform
 from sklearn.manifold._t_sne import _kl_divergence
@@ -14,6 +15,7 @@ from sklearn_icon._backend.affinities.labels import mix_label_distribution, shar
 from sklearn_icon._backend.affinities.neighbors import nearest_neighbors
 from sklearn_icon._backend.divergence import debias, kl_divergence
 from sklearn_icon._backend.kernels.distance import LEARNED_KERNELS, log_kernel_matrix, log_q_from_log_kernel
+from sklearn_icon._backend.mappers import RowsLinear, SparseRows
 from sklearn_icon._backend.objectives import exact as loss_module
 from sklearn_icon._backend.objectives.autograd import AutogradObjective, icon_loss
 from sklearn_icon._backend.objectives.exact import DistanceKernelObjective
@@ -322,3 +324,27 @@ def test_gradient_descent_takes_the_late_step_after_exaggeration(exploration, ex
     )
     assert result.n_iter == 1
     torch.testing.assert_close(Y, torch.full((3, 2), expected_move, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sparse_rows_multiply_and_differentiate_as_their_dense_form(dtype):
+    X = sp.random(60, 40, density=0.1, format="lil", random_state=0)
+    X[5] = 0.0  # a row with no stored entry
+    X = X.tocsr()
+    X.eliminate_zeros()
+    rows, dense = SparseRows.from_scipy(X, dtype), torch.as_tensor(X.toarray(), dtype=dtype)
+    layer = RowsLinear(40, 3, dtype=dtype)
+    index = torch.tensor([5, 0, 59, 5, 17])
+    tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    for sparse_input, dense_input in ((rows, dense), (rows.index_select(0, index), dense[index])):
+        grads = []
+        for inputs in (sparse_input, dense_input):
+            layer.zero_grad()
+            out = layer(inputs)
+            (out**2).sum().backward()
+            grads.append((out.detach(), layer.weight.grad.clone(), layer.bias.grad.clone()))
+        for sparse_value, dense_value in zip(*grads):
+            torch.testing.assert_close(sparse_value, dense_value, **tolerance)
+    if dtype == torch.float64:
+        weight = layer.weight.detach().clone().requires_grad_()
+        assert torch.autograd.gradcheck(lambda w: rows.index_select(0, index).linear(w), (weight,))

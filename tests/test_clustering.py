@@ -199,7 +199,7 @@ def test_table_mapper_has_no_predict():
         (dict(affinity="precomputed", mapper="linear"), np.ones((4, 4)), "mapper='linear'"),
         (dict(learned="nope"), np.random.RandomState(0).rand(20, 3), "learned"),
         (dict(), np.full((20, 3), np.nan), "NaN"),
-        (dict(), sp.csr_matrix(np.eye(20)), "[Ss]parse"),
+        (dict(divergence="reverse", affinity="gaussian"), sp.csr_matrix(np.eye(20)), "[Ss]parse.*toarray"),
     ],
 )
 def test_bad_input_gives_a_clear_error(params, X, message):

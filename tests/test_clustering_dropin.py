@@ -221,3 +221,90 @@ def test_weights_on_a_precomputed_graph():
     model = IConClustering(n_clusters=3, affinity="precomputed", **CPU).fit(A, sample_weight=weight)
     assert model.labels_.shape == Y_BLOBS.shape
     assert adjusted_rand_score(Y_BLOBS, model.labels_) > 0.9
+
+
+#: Columns of the wide sparse feature matrices, as many as a large vocabulary.
+WIDE = 100_000
+
+
+def wide_sparse_blobs(n_samples=300, n_features=WIDE, random_state=0):
+    """Blobs in 20 informative columns scattered among ``n_features`` (a bag-of-words matrix's shape), as CSR."""
+    X, y = make_blobs(n_samples, n_features=20, centers=3, cluster_std=0.6, random_state=random_state)
+    columns = np.random.RandomState(random_state).choice(n_features, 20, replace=False)
+    rows = np.repeat(np.arange(n_samples), 20)
+    return sp.csr_matrix((X.ravel(), (rows, np.tile(columns, n_samples))), shape=(n_samples, n_features)), y
+
+
+def test_sparse_features_are_never_densified(monkeypatch):
+    """A sparse feature matrix stays sparse through the neighbour search, the mapper, the starts and the attributes."""
+    X, y = wide_sparse_blobs()
+    for cls in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array, sp.csc_array, sp.coo_array):
+        for method in ("toarray", "todense"):
+            original = getattr(cls, method)
+
+            def guarded(self, *args, _original=original, **kwargs):
+                # Products of rows (n x n distance blocks) may be dense; the features may not.
+                if self.shape[1] == WIDE and self.shape[0] > 3:
+                    raise AssertionError("the sparse features were densified")
+                return _original(self, *args, **kwargs)
+
+            monkeypatch.setattr(cls, method, guarded)
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, X.shape[0])
+    model = IConClustering(n_clusters=3, **CPU).fit(X, sample_weight=weight)
+    assert adjusted_rand_score(y, model.labels_) == 1.0
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    assert model.cluster_centers_.shape == (3, WIDE)
+    assert model.transform(X[:5]).shape == (5, 3)
+    assert model.score(X, sample_weight=weight) == pytest.approx(-model.inertia_)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(), dict(mapper="table"), dict(init="random"), dict(affinity="rbf", gamma=0.05), dict(affinity="gaussian")],
+    ids=["linear", "table", "random-init", "rbf", "gaussian"],
+)
+def test_sparse_features_give_the_dense_clusters_and_attributes(params):
+    X, y = wide_sparse_blobs(n_features=200)
+    dense = X.toarray()
+    sparse_fit = IConClustering(n_clusters=3, **params, **CPU).fit(X)
+    dense_fit = IConClustering(n_clusters=3, **params, **CPU).fit(dense)
+    assert adjusted_rand_score(dense_fit.labels_, sparse_fit.labels_) == 1.0
+    assert adjusted_rand_score(y, sparse_fit.labels_) > 0.9
+    # Centres and inertia are the dense ones, computed without densifying.
+    matched = dense_fit.cluster_centers_[[np.bincount(dense_fit.labels_[sparse_fit.labels_ == k]).argmax() for k in range(3)]]
+    np.testing.assert_allclose(sparse_fit.cluster_centers_, matched, rtol=1e-10, atol=1e-12)
+    assert sparse_fit.inertia_ == pytest.approx(dense_fit.inertia_, rel=1e-9)
+    np.testing.assert_allclose(sparse_fit.transform(X), pairwise_distances(dense, sparse_fit.cluster_centers_), rtol=1e-8)
+    if hasattr(sparse_fit, "predict"):
+        np.testing.assert_array_equal(sparse_fit.predict(dense), sparse_fit.predict(X))
+
+
+@pytest.mark.parametrize(
+    "container",
+    [sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.lil_matrix, sp.csr_array, sp.coo_array],
+)
+def test_every_sparse_container_fits_and_predicts(container):
+    X, y = wide_sparse_blobs(n_samples=120, n_features=50)
+    X = container(X)
+    model = IConClustering(n_clusters=3, **CPU).fit(X)
+    assert adjusted_rand_score(y, model.labels_) > 0.9
+    assert model.predict(X).shape == (120,) and model.predict_proba(X).shape == (120, 3)
+
+
+def test_sparse_features_with_64_bit_indices():
+    X, y = wide_sparse_blobs(n_samples=120, n_features=50)
+    X.indices, X.indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
+    model = IConClustering(n_clusters=3, metric="cosine", **CPU).fit(X)
+    assert adjusted_rand_score(y, model.labels_) > 0.9
+
+
+@pytest.mark.parametrize(
+    "params, reason",
+    [(dict(mapper=torch.nn.Linear), "callable mapper"), (dict(affinity="gaussian", divergence="reverse"), "c-SNE")],
+)
+def test_sparse_features_where_they_cannot_stay_sparse_say_to_densify(params, reason):
+    X, _ = wide_sparse_blobs(n_samples=60, n_features=50)
+    model = IConClustering(n_clusters=3, **params, **CPU)
+    with pytest.raises(TypeError, match=f"Sparse data.*{reason}.*toarray"):
+        model.fit(X)
+    assert not hasattr(model, "labels_")

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
@@ -107,13 +108,14 @@ def test_unit_weights_change_nothing(blobs):
     assert weighted.loss_ == pytest.approx(plain.loss_, rel=1e-6)
 
 
+@pytest.mark.parametrize("container", [np.asarray, sp.csr_matrix], ids=["dense", "sparse"])
 @pytest.mark.parametrize("params", [dict(), dict(batch_size=64)], ids=["exact", "mini-batch"])
-def test_weight_is_the_row_repeated(blobs, params):
+def test_weight_is_the_row_repeated(blobs, params, container):
     """sample_weight=k and k copies of the row give the same clusters (the k-NN graphs differ slightly)."""
     X, y = blobs
     kept = WEIGHTS > 0
-    weighted = IConClustering(n_clusters=3, **{**FAST, **params}).fit(X, sample_weight=WEIGHTS)
-    repeated = IConClustering(n_clusters=3, **{**FAST, **params}).fit(np.repeat(X, WEIGHTS, axis=0))
+    weighted = IConClustering(n_clusters=3, **{**FAST, **params}).fit(container(X), sample_weight=WEIGHTS)
+    repeated = IConClustering(n_clusters=3, **{**FAST, **params}).fit(container(np.repeat(X, WEIGHTS, axis=0)))
     assert adjusted_rand_score(weighted.labels_[kept], repeated.predict(X[kept])) == 1.0
     assert adjusted_rand_score(y, weighted.labels_) == 1.0
     np.testing.assert_allclose(weighted.cluster_centers_[weighted.predict(repeated.cluster_centers_)],

@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from sklearn_icon import IConClustering, IConEmbedding
-from sklearn_icon._backend.affinities.neighbors import kernel_input_distances, nearest_neighbors, pair_distances
+from sklearn_icon._backend.affinities.neighbors import (
+    _sparse_pair_distances,
+    kernel_input_distances,
+    nearest_neighbors,
+    pair_distances,
+)
+from sklearn_icon._base import to_torch
 from sklearn_icon.metrics import clustering_accuracy
 
 
@@ -66,3 +73,41 @@ def test_approximate_search_of_precomputed_distances_is_refused(estimator):
     D = np.abs(np.subtract.outer(np.arange(20.0), np.arange(20.0)))
     with pytest.raises(ValueError, match="neighbors='approximate'"):
         estimator(metric="precomputed", mapper="table", neighbors="approximate", device="cpu").fit(D)
+
+
+def sparse_rows(n_samples=300, n_features=400, density=0.03):
+    """A TF-IDF-like matrix: non-negative, mostly zero, no empty row."""
+    X = sp.random(n_samples, n_features, density=density, format="csr", random_state=0)
+    X[np.arange(n_samples), np.arange(n_samples) % n_features] = 1.0
+    return X.tocsr()
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "manhattan"])
+def test_sparse_rows_are_searched_as_their_dense_form(metric):
+    X = sparse_rows()
+    dist, idx = nearest_neighbors(to_torch(X, "cpu"), 8, metric)
+    dense_dist, dense_idx = nearest_neighbors(torch.as_tensor(X.toarray()), 8, metric)
+    torch.testing.assert_close(dist, dense_dist, rtol=1e-9, atol=1e-9)
+    assert (idx == dense_idx).float().mean() > 0.99  # ties may order differently
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "manhattan"])
+def test_sparse_pair_distances_are_the_dense_kernel_inputs(metric):
+    X = sparse_rows(50)
+    idx = np.random.RandomState(0).randint(0, 50, (50, 4))
+    dense = torch.as_tensor(X.toarray())
+    expected = pair_distances(dense[:, None, :], dense[torch.as_tensor(idx)], metric)
+    np.testing.assert_allclose(_sparse_pair_distances(X, idx, metric), expected.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_approximate_search_of_sparse_rows_finds_the_exact_neighbors():
+    X = sparse_rows(1000, 60, density=0.2)
+    exact_dist, exact_idx = nearest_neighbors(to_torch(X, "cpu"), 10, "euclidean")
+    dist, idx = nearest_neighbors(to_torch(X, "cpu"), 10, "euclidean", method="approximate", random_state=0)
+    assert not bool((idx == torch.arange(1000)[:, None]).any())
+    recall = np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(idx, exact_idx)])
+    assert recall >= 0.9
+    reference = kernel_input_distances(torch.as_tensor(X.toarray()), torch.as_tensor(X.toarray()), "euclidean")
+    torch.testing.assert_close(dist, reference.gather(1, idx), rtol=1e-9, atol=1e-9)
+    assert bool((dist[:, 1:] >= dist[:, :-1]).all())

@@ -1,6 +1,7 @@
 """Starting points and scales: principal axes, the starts of tables and cluster logits, step-size rules."""
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 
@@ -165,8 +166,12 @@ def unit_spread(X):
 
 
 def squared_distances(X, centres):
-    """``|x_i - c_k|^2`` for every point and centre, by ``|x|^2 - 2 x . c + |c|^2`` (never ``n x k x d``)."""
-    squared = (X * X).sum(1)[:, None] - 2.0 * X @ centres.T + (centres * centres).sum(1)[None, :]
+    """``|x_i - c_k|^2`` for every point and centre, by ``|x|^2 - 2 x . c + |c|^2`` (never ``n x k x d``).
+
+    ``X`` may be a scipy sparse matrix; it is never densified.
+    """
+    squared_norms = np.asarray(X.multiply(X).sum(1)).ravel() if sp.issparse(X) else (X * X).sum(1)
+    squared = squared_norms[:, None] - 2.0 * np.asarray(X @ centres.T) + (centres * centres).sum(1)[None, :]
     return np.maximum(squared, 0.0)
 
 

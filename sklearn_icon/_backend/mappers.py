@@ -11,7 +11,10 @@ global seed is never touched.
 """
 
 import math
+import warnings
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -23,9 +26,114 @@ def _uniform_(tensor, bound, generator):
         tensor.uniform_(-bound, bound, generator=generator)
 
 
+class SparseRows:
+    """Sparse input rows in CSR form, which :class:`RowsLinear` multiplies without densifying them.
+
+    A mapper's first layer multiplies them as CSR, forward and backward in
+    ``O(nnz * n_out)``: torch's autograd through a sparse COO product took
+    tens of milliseconds per mini-batch of TF-IDF rows on a CPU.
+
+    Parameters
+    ----------
+    indptr : torch.Tensor of shape (n_rows + 1,), int64
+    indices : torch.Tensor of shape (nnz,), int64
+        Column of each stored value.
+    values : torch.Tensor of shape (nnz,)
+    n_columns : int
+    """
+
+    def __init__(self, indptr, indices, values, n_columns):
+        self.indptr, self.indices, self.values, self.n_columns = indptr, indices, values, n_columns
+
+    @classmethod
+    def from_scipy(cls, X, dtype=torch.float64, device="cpu"):
+        """The rows of a scipy sparse matrix (any format), sorted per row as CSR keeps them."""
+        X = X.tocsr()
+        return cls(
+            torch.as_tensor(X.indptr.astype(np.int64), device=device),
+            torch.as_tensor(X.indices.astype(np.int64), device=device),
+            torch.as_tensor(X.data, device=device).to(dtype),
+            X.shape[1],
+        )
+
+    @property
+    def shape(self):
+        return (self.indptr.numel() - 1, self.n_columns)
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    def to(self, *args, **kwargs):
+        """Values converted as ``torch.Tensor.to`` converts; the index arrays moved to the same device."""
+        values = self.values.to(*args, **kwargs)
+        return SparseRows(self.indptr.to(values.device), self.indices.to(values.device), values, self.n_columns)
+
+    def index_select(self, dim, index):
+        """The rows ``index`` (``dim`` must be 0), in that order."""
+        if dim != 0:
+            raise ValueError("SparseRows selects rows only (dim=0).")
+        starts = self.indptr[index]
+        counts = self.indptr[index + 1] - starts
+        indptr = torch.zeros(index.numel() + 1, dtype=torch.int64, device=starts.device)
+        torch.cumsum(counts, 0, out=indptr[1:])
+        positions = torch.repeat_interleave(starts - indptr[:-1], counts) + torch.arange(
+            int(indptr[-1]), device=starts.device
+        )
+        return SparseRows(indptr, self.indices[positions], self.values[positions], self.n_columns)
+
+    def linear(self, weight, bias=None):
+        """``X @ weight.T + bias``, differentiable in ``weight`` and ``bias``."""
+        out = _SparseRowsProduct.apply(self, weight)
+        return out if bias is None else out + bias
+
+    def _torch_csr(self):
+        with warnings.catch_warnings():
+            # "Sparse CSR tensor support is in beta state": the product is all that is used of it.
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
+            return torch.sparse_csr_tensor(self.indptr, self.indices, self.values, self.shape, check_invariants=False)
+
+    def transposed_product(self, grad):
+        """``X.T @ grad`` of shape (n_columns, grad.shape[1]), never transposing ``X`` itself.
+
+        On the CPU, scipy's product over the CSR arrays read as CSC (no
+        copy); elsewhere one scatter-add of the rows' contributions.
+        """
+        if grad.device.type == "cpu":
+            csr = sp.csr_matrix((self.values.numpy(), self.indices.numpy(), self.indptr.numpy()), shape=self.shape)
+            return torch.from_numpy(np.ascontiguousarray(csr.T @ grad.numpy()))
+        counts = self.indptr[1:] - self.indptr[:-1]
+        rows = torch.repeat_interleave(torch.arange(counts.numel(), device=grad.device), counts)
+        out = torch.zeros((self.n_columns, grad.shape[1]), dtype=grad.dtype, device=grad.device)
+        return out.index_add_(0, self.indices, grad[rows] * self.values[:, None])
+
+
+class _SparseRowsProduct(torch.autograd.Function):
+    """``rows @ weight.T`` for :class:`SparseRows`: torch's CSR product forward, :meth:`SparseRows.transposed_product`
+    backward (torch's own backward transposes the CSR matrix, ~60x the product's time on a CPU)."""
+
+    @staticmethod
+    def forward(ctx, rows, weight):
+        ctx.rows = rows
+        return torch.sparse.mm(rows._torch_csr(), weight.T.contiguous())
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, ctx.rows.transposed_product(grad.contiguous()).T.to(grad.dtype)
+
+
+class RowsLinear(nn.Linear):
+    """``nn.Linear`` that also takes :class:`SparseRows` (a mapper's first layer on sparse features)."""
+
+    def forward(self, input):
+        if isinstance(input, SparseRows):
+            return input.linear(self.weight, self.bias)
+        return super().forward(input)
+
+
 def _linear_layer(n_in, n_out, generator, dtype, device):
-    """``nn.Linear`` with PyTorch's default initialisation, drawn from ``generator``."""
-    layer = nn.Linear(n_in, n_out, dtype=dtype, device=device)
+    """``nn.Linear`` (taking :class:`SparseRows` too) with PyTorch's default initialisation, drawn from ``generator``."""
+    layer = RowsLinear(n_in, n_out, dtype=dtype, device=device)
     bound = 1.0 / math.sqrt(n_in)
     _uniform_(layer.weight, bound, generator)
     _uniform_(layer.bias, bound, generator)

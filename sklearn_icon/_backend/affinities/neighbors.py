@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 #: Metrics computed in torch, on the data's device.
@@ -97,10 +98,11 @@ def nearest_neighbors(
     Parameters
     ----------
     X : torch.Tensor of shape (n, n_features) or (n, n)
-        Data, or a square distance matrix when ``metric="precomputed"``:
-        dense, or sparse COO whose stored entries are the distances (a
-        missing entry is no neighbour, as scikit-learn reads a precomputed
-        sparse graph).
+        Data, dense or sparse COO (sparse feature rows, such as a TF-IDF
+        matrix, are searched without densifying them), or a square distance
+        matrix when ``metric="precomputed"``: dense, or sparse COO whose
+        stored entries are the distances (a missing entry is no neighbour,
+        as scikit-learn reads a precomputed sparse graph).
     n_neighbors : int
         Number of neighbours to return, at most ``n - 1``.
     metric : str or callable, default="euclidean"
@@ -133,6 +135,8 @@ def nearest_neighbors(
         raise ValueError(
             f"n_neighbors={n_neighbors} must be between 1 and n_samples - 1 = {n - 1}."
         )
+    if X.is_sparse and metric != "precomputed":
+        return _sparse_rows_neighbors(X, n_neighbors, metric, method, random_state, metric_params, n_jobs)
     torch_metric = is_torch_metric(metric) and metric != "precomputed"
     if method == "auto":
         exact = X.device.type == "cuda" or not torch_metric or n * n * X.shape[1] <= EXACT_SEARCH_MAX_WORK
@@ -266,6 +270,87 @@ def _sparse_rows_nearest(X, n_neighbors, drop_diagonal):
     take = (starts[:, None] + torch.arange(n_neighbors, device=X.device)).reshape(-1)
     chosen = order[take]
     return values[chosen].reshape(n, n_neighbors), cols[chosen].reshape(n, n_neighbors)
+
+
+def _sparse_rows_neighbors(X, n_neighbors, metric, method, random_state, metric_params, n_jobs):
+    """Nearest neighbours of sparse feature rows, never densified.
+
+    The exact search is scikit-learn's brute force over sparse row blocks
+    (any metric it takes on sparse input); the approximate one is
+    pynndescent's, which reads sparse rows itself, with the kept pairs'
+    kernel inputs recomputed exactly. ``auto`` searches exactly while
+    ``n * nnz`` (the multiply-adds of the sparse products) stays under
+    :data:`EXACT_SEARCH_MAX_WORK`.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    X = X.coalesce()
+    rows, cols = X.indices().cpu().numpy()
+    csr = sp.csr_matrix((X.values().detach().cpu().numpy(), (rows, cols)), shape=tuple(X.shape))
+    n = csr.shape[0]
+    if method == "auto":
+        method = "exact" if n * csr.nnz <= EXACT_SEARCH_MAX_WORK else "approximate"
+    squared = metric in ("euclidean", "sqeuclidean")
+    searched = "euclidean" if metric == "sqeuclidean" else metric
+    if method == "exact":
+        search = NearestNeighbors(
+            n_neighbors=n_neighbors, algorithm="brute", metric=searched, metric_params=metric_params, n_jobs=n_jobs
+        )
+        dist, idx = search.fit(csr).kneighbors()
+        dist = dist * dist if squared else dist
+    elif method == "approximate":
+        if metric not in TORCH_METRICS:
+            raise ValueError(
+                f"neighbors='approximate' searches sparse rows in one of {TORCH_METRICS}; metric={metric!r} is "
+                "searched exactly: use neighbors='exact' or 'auto'."
+            )
+        idx = _approximate_sparse_rows(csr, n_neighbors, searched, random_state)
+        dist = _sparse_pair_distances(csr, idx, metric)
+        order = np.argsort(dist, axis=1, kind="stable")
+        dist, idx = np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+    else:
+        raise ValueError(f"Unknown neighbour search {method!r}; expected one of {NEIGHBOR_METHODS}.")
+    return (
+        torch.as_tensor(dist, dtype=X.dtype, device=X.device),
+        torch.as_tensor(idx.astype(np.int64), device=X.device),
+    )
+
+
+def _approximate_sparse_rows(csr, n_neighbors, metric, random_state):
+    """pynndescent's neighbours of CSR rows, each row's own index removed."""
+    from pynndescent import NNDescent
+
+    n = csr.shape[0]
+    found = NNDescent(csr, n_neighbors=n_neighbors + 1, metric=metric, random_state=random_state).neighbor_graph[0]
+    if (found < 0).any():
+        raise ValueError(
+            "The approximate neighbour search left some sparse rows short of neighbours (heavily duplicated "
+            "rows?); use neighbors='exact'."
+        )
+    own = found == np.arange(n)[:, None]
+    own[:, -1] |= ~own.any(1)
+    return found[~own].reshape(n, n_neighbors)
+
+
+def _sparse_pair_distances(csr, idx, metric, pairs_per_block=2**16):
+    """Kernel inputs between every row of ``csr`` and its neighbours ``idx`` (as :func:`pair_distances`)."""
+    if metric == "cosine":
+        norms = np.sqrt(np.asarray(csr.multiply(csr).sum(1)).ravel())
+        csr = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ csr)
+    anchors = np.repeat(np.arange(csr.shape[0]), idx.shape[1])
+    neighbours = idx.reshape(-1)
+    out = np.empty(anchors.size)
+    for start in range(0, anchors.size, pairs_per_block):
+        stop = start + pairs_per_block
+        difference = csr[anchors[start:stop]] - csr[neighbours[start:stop]]
+        if metric == "manhattan":
+            out[start:stop] = np.asarray(abs(difference).sum(1)).ravel()
+        else:
+            out[start:stop] = np.asarray(difference.multiply(difference).sum(1)).ravel()
+    if metric == "cosine":
+        # |a - b|^2 = 2 (1 - cos) for unit rows.
+        out *= 0.5
+    return out.reshape(idx.shape)
 
 
 def _ranking_scores(X, metric):

@@ -420,10 +420,11 @@ class SampledClusterObjective:
     def _log_phi(self, model, pairs):
         anchors, _, neighbors, uniform = pairs
         index = torch.cat([anchors, neighbors] + ([uniform] if uniform is not None else [])).to(self.device)
-        if self.inputs is not None:
+        if self.inputs is not None and index.numel() < self.sampler.n:
             logits = model(self.inputs.index_select(0, index))
         else:
-            logits = model().index_select(0, index)
+            # A batch with as many rows as the data set: each point's logits once, then gathered.
+            logits = (model(self.inputs) if self.inputs is not None else model()).index_select(0, index)
         return torch.log_softmax(logits, dim=1)
 
     def _cross_entropy(self, log_phi, pairs, log_mass):
