@@ -218,6 +218,13 @@ def reference_neighbors(Q, R, n_neighbors, metric="euclidean", metric_params=Non
 
 def _pairwise_neighbors(X, n_neighbors, metric, metric_params, n_jobs):
     """Exact neighbours under a metric of scikit-learn's, its distances computed in row chunks."""
+    dist, idx = _chunked_neighbors(X.detach().cpu().numpy(), n_neighbors, metric, metric_params, n_jobs)
+    return torch.as_tensor(dist, dtype=X.dtype, device=X.device), torch.as_tensor(idx, device=X.device)
+
+
+def _chunked_neighbors(data, n_neighbors, metric, metric_params, n_jobs):
+    """Exact neighbours of the rows of ``data`` (an ndarray, or a scipy sparse matrix where the metric takes one)
+    among themselves, by scikit-learn's ``pairwise_distances_chunked``; numpy distances and int64 indices."""
     from sklearn.metrics import pairwise_distances_chunked
 
     def nearest(chunk, start):
@@ -229,15 +236,12 @@ def _pairwise_neighbors(X, n_neighbors, metric, metric_params, n_jobs):
         order = np.argsort(dist, axis=1, kind="stable")
         return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
 
-    data = X.detach().cpu().numpy()
     chunks = list(
         pairwise_distances_chunked(
             data, metric=metric, n_jobs=n_jobs, reduce_func=nearest, **(metric_params or {})
         )
     )
-    dist = torch.as_tensor(np.concatenate([d for d, _ in chunks]), dtype=X.dtype, device=X.device)
-    idx = torch.as_tensor(np.concatenate([i for _, i in chunks]).astype(np.int64), device=X.device)
-    return dist, idx
+    return np.concatenate([d for d, _ in chunks]), np.concatenate([i for _, i in chunks]).astype(np.int64)
 
 
 def _sparse_rows_nearest(X, n_neighbors, drop_diagonal):
@@ -275,15 +279,13 @@ def _sparse_rows_nearest(X, n_neighbors, drop_diagonal):
 def _sparse_rows_neighbors(X, n_neighbors, metric, method, random_state, metric_params, n_jobs):
     """Nearest neighbours of sparse feature rows, never densified.
 
-    The exact search is scikit-learn's brute force over sparse row blocks
-    (any metric it takes on sparse input); the approximate one is
+    The exact search is :func:`_chunked_neighbors` over sparse row blocks
+    (any metric scikit-learn computes on sparse input); the approximate one is
     pynndescent's, which reads sparse rows itself, with the kept pairs'
     kernel inputs recomputed exactly. ``auto`` searches exactly while
     ``n * nnz`` (the multiply-adds of the sparse products) stays under
     :data:`EXACT_SEARCH_MAX_WORK`.
     """
-    from sklearn.neighbors import NearestNeighbors
-
     X = X.coalesce()
     rows, cols = X.indices().cpu().numpy()
     csr = sp.csr_matrix((X.values().detach().cpu().numpy(), (rows, cols)), shape=tuple(X.shape))
@@ -293,10 +295,7 @@ def _sparse_rows_neighbors(X, n_neighbors, metric, method, random_state, metric_
     squared = metric in ("euclidean", "sqeuclidean")
     searched = "euclidean" if metric == "sqeuclidean" else metric
     if method == "exact":
-        search = NearestNeighbors(
-            n_neighbors=n_neighbors, algorithm="brute", metric=searched, metric_params=metric_params, n_jobs=n_jobs
-        )
-        dist, idx = search.fit(csr).kneighbors()
+        dist, idx = _chunked_neighbors(csr, n_neighbors, searched, metric_params, n_jobs)
         dist = dist * dist if squared else dist
     elif method == "approximate":
         if metric not in TORCH_METRICS:
