@@ -14,7 +14,13 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ._backend.affinities import SUPERVISORY_KERNELS, placement_distribution, supervisory_distribution
 from ._backend.affinities.graphs import WalkSampler
 from ._backend.distributed import ProcessGroupShard
-from ._backend.initialization import padded_principal_axes, pca_table, random_table, table_learning_rates
+from ._backend.initialization import (
+    padded_principal_axes,
+    pca_table,
+    principal_axes,
+    random_table,
+    table_learning_rates,
+)
 from ._backend.kernels.distance import DISTANCE_KERNELS, LEARNED_KERNELS, NORMALIZATIONS
 from ._backend.mappers import MAPPERS, build_user_module, finalize_mapper, make_mapper
 from ._backend.objectives.autograd import AutogradObjective
@@ -22,6 +28,7 @@ from ._backend.objectives.exact import DistanceKernelObjective, exact_buffers
 from ._backend.objectives.fft import MAX_DIMENSIONS, InterpolatedStudentTObjective
 from ._backend.objectives.placement import placement_objective
 from ._backend.objectives.sampled import SampledNeighborLoss
+from ._backend.optim import announce
 from ._backend.training import (
     standardized_augmentation,
     train_mapper,
@@ -75,6 +82,11 @@ def barnes_hut_grid(angle):
 #: 1000 reach); Adam steps for parametric mappers and mini-batches, which
 #: still gain from the last 250 (benchmarks/RESULTS.md).
 TABLE_MAX_ITER = 750
+
+#: ``pca_components="auto"``: with more than ``PCA_AUTO_MIN_FEATURES`` features and a Euclidean metric, the
+#: neighbour search runs in the first ``PCA_AUTO_COMPONENTS`` principal components (TSNE's and openTSNE's advice).
+PCA_AUTO_MIN_FEATURES = 100
+PCA_AUTO_COMPONENTS = 50
 ADAM_MAX_ITER = 1000
 
 
@@ -253,6 +265,22 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         ``n_samples**2 * n_features <= 2.5e11`` (up to about MNIST-70k in 50
         dimensions, where an exact search on a CPU is still faster than a
         compiled pynndescent), approximately beyond.
+    pca_components : "auto", int or None, default="auto"
+        Principal components the neighbour search behind ``p`` runs in
+        (the data are centred and projected onto them; the mapper and
+        ``init="pca"`` still see ``X``). ``auto``: the first
+        ``PCA_AUTO_COMPONENTS = 50`` when ``X`` has more than
+        ``PCA_AUTO_MIN_FEATURES = 100`` features and the metric is
+        Euclidean, the reduction scikit-learn's ``TSNE`` and openTSNE
+        advise their users to make first; the input as it is otherwise.
+        On MNIST's 784 pixels the 90 nearest neighbours of a point share
+        its class 91.1 % of the time in 50 components against 89.7 % in
+        the pixels, with exact searches in both (the approximate one finds
+        99.97 % of the pixels' exact neighbours): the components drop pixel
+        noise, and the search is several times faster. ``None`` searches
+        ``X`` itself, as ``TSNE`` does; an int at most ``min(n_samples,
+        n_features)`` sets the number. :meth:`transform` places new points
+        by their neighbours in the same components.
     method : {"auto", "exact", "fft", "barnes_hut"}, default="auto"
         How the loss and its gradient are computed. ``exact``: over all
         pairs, ``O(n_samples ** 2)`` per iteration. ``fft``: attraction over
@@ -366,6 +394,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         "init": [StrOptions({"pca", "random"}), np.ndarray],
         "metric": [StrOptions(set(EMBEDDING_METRICS)), callable],
         "metric_params": [dict, None],
+        "pca_components": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
     }
 
@@ -398,6 +427,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         metric="euclidean",
         metric_params=None,
         neighbors="auto",
+        pca_components="auto",
         method="auto",
         angle=0.5,
         init="pca",
@@ -430,6 +460,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         self.n_iter_without_progress = n_iter_without_progress
         self.min_grad_norm = min_grad_norm
         self.metric = metric
+        self.pca_components = pca_components
         self.metric_params = metric_params
         self.neighbors = neighbors
         self.method = method
@@ -568,9 +599,60 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
             raise ValueError(f"{name} has {values.shape[0]} entries; X has {n_samples} samples.")
         return torch.as_tensor(encode_shared_labels(values, name))
 
+    def _neighbor_projection(self, X):
+        """``(mean, axes)`` of the principal components the neighbour search runs in, or None (``pca_components``).
+
+        Raises
+        ------
+        ValueError
+            If an explicit number exceeds ``min(n_samples, n_features)``,
+            or the input has no features to project (a precomputed matrix).
+        """
+        if self.pca_components is None:
+            return None
+        n_samples, n_features = X.shape
+        if self.pca_components == "auto":
+            eligible = (
+                not self._precomputed_input
+                and self.supervisory not in ("precomputed", "identity")
+                and isinstance(self.metric, str)
+                and self.metric in ("euclidean", "sqeuclidean")
+                and n_features > PCA_AUTO_MIN_FEATURES
+                and n_samples > PCA_AUTO_COMPONENTS
+            )
+            if not eligible:
+                return None
+            n_kept = PCA_AUTO_COMPONENTS
+        else:
+            if self._precomputed_input or self.supervisory in ("precomputed", "identity"):
+                raise ValueError(
+                    f"pca_components={self.pca_components} projects features, but X is a precomputed matrix here; "
+                    "use pca_components=None."
+                )
+            n_kept = self.pca_components
+            if n_kept > min(n_samples, n_features):
+                raise ValueError(
+                    f"pca_components={n_kept} must be at most min(n_samples, n_features) = "
+                    f"{min(n_samples, n_features)}."
+                )
+        data = torch.as_tensor(X.toarray() if sp.issparse(X) else np.asarray(X), dtype=torch.float64)
+        announce(
+            self.verbose, type(self).__name__,
+            f"Searching neighbours in the first {n_kept} principal components of the {n_features} features...",
+        )
+        return data.mean(0), principal_axes(data, n_kept)
+
+    def _neighbor_space(self, X, device):
+        """``X`` as the neighbour search sees it: projected by the fitted components, if any, as float64 on ``device``."""
+        data = to_torch(X if self._precomputed_input or not sp.issparse(X) else X.toarray(), device)
+        if self._neighbor_pca is None:
+            return data
+        mean, axes = self._neighbor_pca
+        return (data - mean.to(device)) @ axes.to(device)
+
     def _supervisory(self, X, device, labels=None):
         """The supervisory distribution ``p`` in float64 on ``device``."""
-        data = to_torch(X if self._precomputed_input or not sp.issparse(X) else X.toarray(), device)
+        data = self._neighbor_space(X, device)
         return supervisory_distribution(
             data,
             kernel=self.supervisory,
@@ -742,6 +824,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
             self._check_memory(n, dtype, device)
         generator = make_generator(self.random_state)
 
+        self._neighbor_pca = self._neighbor_projection(X)
         P = self._supervisory(X, device, labels).to(dtype)
         objective = self._sampled_objective(P) if batched else self._objective(P, method)
         if self.max_iter is not None:
@@ -856,8 +939,7 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
         if self._precomputed_input:
             query, reference = to_torch(X, device), None
         else:
-            query = to_torch(X.toarray() if sp.issparse(X) else X, device)
-            reference = to_torch(reference.toarray() if sp.issparse(reference) else reference, device)
+            query, reference = self._neighbor_space(X, device), self._neighbor_space(reference, device)
         P, nearest = placement_distribution(
             query,
             reference,

@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE, trustworthiness
 from sklearn.metrics import pairwise_distances
 from sklearn.model_selection import cross_val_score
@@ -332,3 +333,56 @@ def test_transform_in_every_input_configuration(blobs, params, kind):
     # Blobs this far apart: every new point among its own blob (the 1-D fit
     # itself mixes a few, 0.986 by cross-validation, so 0.9 leaves room).
     assert KNeighborsClassifier(n_neighbors=5).fit(model.embedding_, y[:70]).score(placed, y[70:]) >= 0.9
+
+
+@pytest.fixture(scope="module")
+def wide_blobs():
+    """150 features: above pca_components='auto''s threshold, with noise in every direction."""
+    X, y = make_blobs(n_samples=200, n_features=150, centers=4, random_state=0)
+    return X + np.random.RandomState(0).normal(scale=3.0, size=X.shape), y
+
+
+def supervisory_of(model, X):
+    return model._supervisory(X, torch.device("cpu")).to_dense()
+
+
+def test_wide_input_searches_neighbours_in_its_principal_components(wide_blobs, capsys):
+    """pca_components='auto' on 150 features: p is the p of the data's first 50 principal components."""
+    X, _ = wide_blobs
+    model = IConEmbedding(verbose=1, **FAST).fit(X)
+    assert "first 50 principal components of the 150 features" in capsys.readouterr().out
+    mean, axes = (part.numpy() for part in model._neighbor_pca)
+    # The components are the principal axes: orthonormal, and scikit-learn's PCA spans the same subspace.
+    np.testing.assert_allclose(axes.T @ axes, np.eye(50), atol=1e-10)
+    reference_axes = PCA(50).fit(X).components_.T
+    np.testing.assert_allclose(np.linalg.svd(axes.T @ reference_axes, compute_uv=False), 1.0, atol=1e-8)
+    projected = (X - mean) @ axes
+    reference = IConEmbedding(pca_components=None, **FAST).fit(projected)
+    torch.testing.assert_close(supervisory_of(model, X), supervisory_of(reference, projected), rtol=1e-8, atol=1e-12)
+    # New points are placed by their neighbours in the same components.
+    np.testing.assert_allclose(model.transform(X[:10]), reference.transform(projected[:10]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "params, n_features",
+    [(dict(pca_components=None), 150), (dict(), 100), (dict(metric="cosine"), 150), (dict(metric="manhattan"), 150)],
+    ids=["none", "100-features", "cosine", "manhattan"],
+)
+def test_input_searched_as_it_is(wide_blobs, params, n_features):
+    """pca_components=None, 100 features or fewer, or a non-Euclidean metric: TSNE's p, of X itself."""
+    X = wide_blobs[0][:, :n_features]
+    model = IConEmbedding(**params, **FAST)
+    model.fit(X)
+    assert model._neighbor_pca is None
+    direct = IConEmbedding(**{**params, "pca_components": None}, **FAST).fit(X)
+    torch.testing.assert_close(supervisory_of(model, X), supervisory_of(direct, X))
+
+
+def test_explicit_pca_components(wide_blobs):
+    X = wide_blobs[0][:, :20]
+    model = IConEmbedding(pca_components=5, **FAST).fit(X)
+    assert model._neighbor_pca[1].shape == (20, 5)
+    with pytest.raises(ValueError, match=r"pca_components=21 must be at most min\(n_samples, n_features\) = 20"):
+        IConEmbedding(pca_components=21, **FAST).fit(X)
+    with pytest.raises(ValueError, match="pca_components=5 projects features"):
+        IConEmbedding(pca_components=5, metric="precomputed", init="random", **FAST).fit(pairwise_distances(X))
