@@ -155,10 +155,14 @@ def nearest_neighbors(
     if not is_torch_metric(metric):
         return _pairwise_neighbors(X, n_neighbors, metric, metric_params, n_jobs)
     scores, finish = _ranking_scores(X, metric)
+    # One buffer for every block: a fresh (block_size x n) tensor per block
+    # page-faults its memory in again each time, which took longer than the
+    # product itself (benchmarks/RESULTS.md).
+    buffer = torch.empty((min(block_size, n), n), dtype=X.dtype, device=X.device)
     dists, idxs = [], []
     for start in range(0, n, block_size):
         stop = min(n, start + block_size)
-        block = scores(start, stop)
+        block = scores(start, stop, buffer[: stop - start])
         rows = torch.arange(start, stop, device=X.device)
         block[rows - start, rows] = math.inf
         d, i = torch.topk(block, n_neighbors, dim=1, largest=False, sorted=True)
@@ -364,8 +368,9 @@ def _ranking_scores(X, metric):
     Returns
     -------
     scores : callable
-        ``scores(start, stop)`` -> tensor of shape (stop - start, n), a fresh
-        buffer the caller may modify.
+        ``scores(start, stop, out)`` -> ``out``, a tensor of shape
+        (stop - start, n) that the scores are written into and the caller
+        may modify.
     finish : callable
         ``finish(chosen_scores, start, stop)`` -> kernel inputs of the chosen.
     """
@@ -374,27 +379,28 @@ def _ranking_scores(X, metric):
         right = torch.cat([-2.0 * X, squared_norms], 1)
         ones = torch.ones_like(squared_norms)
 
-        def scores(start, stop):
-            return torch.cat([X[start:stop], ones[start:stop]], 1) @ right.T
+        def scores(start, stop, out):
+            return torch.matmul(torch.cat([X[start:stop], ones[start:stop]], 1), right.T, out=out)
 
         def finish(chosen, start, stop):
             return (chosen + squared_norms[start:stop]).clamp_min_(0.0)
 
     elif metric == "cosine":
         unit = X / X.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        negated = unit.neg()
 
-        def scores(start, stop):
-            return unit[start:stop] @ unit.T.neg()
+        def scores(start, stop, out):
+            return torch.matmul(unit[start:stop], negated.T, out=out)
 
         def finish(chosen, start, stop):
             return (chosen + 1.0).clamp_min_(0.0)
 
     else:
 
-        def scores(start, stop):
+        def scores(start, stop, out):
             if metric == "precomputed":
-                return X[start:stop].clone()
-            return kernel_input_distances(X[start:stop], X, metric)
+                return out.copy_(X[start:stop])
+            return out.copy_(kernel_input_distances(X[start:stop], X, metric))
 
         def finish(chosen, start, stop):
             return chosen
