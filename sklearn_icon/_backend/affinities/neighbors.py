@@ -83,6 +83,10 @@ EXACT_SEARCH_MAX_WORK = 2.5e11
 
 NEIGHBOR_METHODS = ("auto", "exact", "approximate")
 
+#: Most scores in one block of the exact search (128 MiB in float64); at MNIST-70k, 239-row blocks
+#: searched as fast as 1024-row ones (benchmarks/RESULTS.md).
+SEARCH_BLOCK_ELEMENTS = 2**24
+
 
 def nearest_neighbors(
     X, n_neighbors, metric="euclidean", block_size=1024, method="exact", random_state=None, metric_params=None,
@@ -110,7 +114,8 @@ def nearest_neighbors(
         :func:`sklearn.metrics.pairwise_distances` (searched exactly, by
         scikit-learn, on the CPU).
     block_size : int, default=1024
-        Rows per distance block.
+        Most rows per distance block (fewer when a block would hold more
+        than :data:`SEARCH_BLOCK_ELEMENTS` scores).
     method : {"exact", "approximate", "auto"}, default="exact"
         ``auto`` searches exactly on a GPU, for precomputed distances and
         other metrics than :data:`TORCH_METRICS`, and while
@@ -157,7 +162,9 @@ def nearest_neighbors(
     scores, finish = _ranking_scores(X, metric)
     # One buffer for every block: a fresh (block_size x n) tensor per block
     # page-faults its memory in again each time, which took longer than the
-    # product itself (benchmarks/RESULTS.md).
+    # product itself (benchmarks/RESULTS.md). Its rows are capped so that it
+    # holds at most SEARCH_BLOCK_ELEMENTS scores: as fast, in less memory.
+    block_size = max(1, min(block_size, SEARCH_BLOCK_ELEMENTS // n))
     buffer = torch.empty((min(block_size, n), n), dtype=X.dtype, device=X.device)
     dists, idxs = [], []
     for start in range(0, n, block_size):
