@@ -414,13 +414,41 @@ class InterpolatedStudentTObjective:
             push.append(torch.zeros_like(column).scatter_add_(0, cols, force))
         return cross, pull, push
 
+    def _planar_shard_terms(self, points, shard, compute_loss, gradient):
+        """:meth:`_shard_terms` of a 2-D embedding held as complex numbers ``y_0 + i y_1``.
+
+        One gather, subtraction and scatter of 8-byte complex entries does
+        what two passes over the coordinates did (about 20 % less time per
+        edge on a CPU, benchmarks/RESULTS.md). ``pull`` and ``push`` come
+        back as one (rows, 2) and one (n, 2) tensor instead of lists.
+        """
+        rows, cols, p, first, last, lengths = shard
+        if lengths is None:
+            return None, None, None
+        difference = points.index_select(0, rows).sub_(points.index_select(0, cols))
+        real = torch.view_as_real(difference)
+        squared = real[:, 0] * real[:, 0]
+        squared.addcmul_(real[:, 1], real[:, 1])
+        if self.dof != 1.0:
+            squared.div_(self.dof)
+        cross = -self.k_power * (2.0 * p * torch.log1p(squared)).sum() if compute_loss else None
+        if not gradient:
+            return cross, None, None
+        force = difference.mul_(squared.add_(1.0).reciprocal_().mul_(p))
+        pull = torch.segment_reduce(torch.view_as_real(force), "sum", lengths=lengths, axis=0)
+        push = torch.view_as_real(torch.zeros_like(points).scatter_add_(0, cols, force))
+        return cross, pull, push
+
     def _edge_terms(self, Y, compute_loss, gradient):
         """``sum 2 p log k`` over the edges and the attraction ``sum_j p_ij b_ij (y_i - y_j)``."""
-        columns = list(Y.T.contiguous())
-        if len(self.shards) == 1:
-            results = [self._shard_terms(columns, self.shards[0], compute_loss, gradient)]
+        if Y.shape[1] == 2:
+            inputs, terms = torch.view_as_complex(Y.contiguous()), self._planar_shard_terms
         else:
-            results = list(_pool().map(lambda shard: self._shard_terms(columns, shard, compute_loss, gradient), self.shards))
+            inputs, terms = list(Y.T.contiguous()), self._shard_terms
+        if len(self.shards) == 1:
+            results = [terms(inputs, self.shards[0], compute_loss, gradient)]
+        else:
+            results = list(_pool().map(lambda shard: terms(inputs, shard, compute_loss, gradient), self.shards))
         cross, attraction = None, None
         if compute_loss:
             cross = sum(result[0] for result in results if result[0] is not None)
@@ -429,8 +457,9 @@ class InterpolatedStudentTObjective:
             for (_, pull, push), (_, _, _, first, last, _) in zip(results, self.shards):
                 if pull is None:
                     continue
-                attraction[first:last] += torch.stack(pull, 1)
-                attraction -= torch.stack(push, 1)
+                # Per-coordinate lists from the column path, (m, 2) tensors from the planar one.
+                attraction[first:last] += torch.stack(pull, 1) if isinstance(pull, list) else pull
+                attraction -= torch.stack(push, 1) if isinstance(push, list) else push
         return cross, attraction
 
     def _base(self, squared):
