@@ -77,17 +77,18 @@ def barnes_hut_grid(angle):
     """
     return dict(ints_in_interval=2.0 * angle, min_num_intervals=int(math.ceil(50.0 / angle)))
 
+
 #: ``max_iter=None``: t-SNE's iterations for ``table`` at openTSNE's budget
 #: (its larger step after exaggeration reaches there the KL scikit-learn's
 #: 1000 reach); Adam steps for parametric mappers and mini-batches, which
 #: still gain from the last 250 (benchmarks/RESULTS.md).
 TABLE_MAX_ITER = 750
+ADAM_MAX_ITER = 1000
 
 #: ``pca_components="auto"``: with more than ``PCA_AUTO_MIN_FEATURES`` features and a Euclidean metric, the
 #: neighbour search runs in the first ``PCA_AUTO_COMPONENTS`` principal components (TSNE's and openTSNE's advice).
 PCA_AUTO_MIN_FEATURES = 100
 PCA_AUTO_COMPONENTS = 50
-ADAM_MAX_ITER = 1000
 
 
 #: openTSNE's ``transform``: new points start at the median embedding of
@@ -645,9 +646,10 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
     def _neighbor_space(self, X, device):
         """``X`` as the neighbour search sees it: projected by the fitted components, if any, as float64 on ``device``."""
         data = to_torch(X if self._precomputed_input or not sp.issparse(X) else X.toarray(), device)
-        if self._neighbor_pca is None:
+        projection = getattr(self, "_neighbor_pca", None)
+        if projection is None:
             return data
-        mean, axes = self._neighbor_pca
+        mean, axes = projection
         return (data - mean.to(device)) @ axes.to(device)
 
     def _supervisory(self, X, device, labels=None):
