@@ -44,24 +44,33 @@ from sklearn_icon import IConClustering, IConEmbedding
 from sklearn_icon.metrics import clustering_accuracy
 
 
+def peer_methods(opentsne_name="openTSNE", opentsne_input=None, umap_name="UMAP"):
+    """(name, function X -> embedding) for openTSNE and UMAP, where installed.
+
+    ``opentsne_input`` (X -> X) is the preprocessing openTSNE's time includes.
+    """
+    try:
+        from openTSNE import TSNE as OpenTSNE
+
+        prepare = opentsne_input or (lambda X: X)
+        yield opentsne_name, lambda X: np.asarray(OpenTSNE(random_state=0, n_jobs=os.cpu_count()).fit(prepare(X)))
+    except ImportError:
+        print("openTSNE skipped: pip install openTSNE")
+    try:
+        from umap import UMAP
+
+        yield umap_name, lambda X: UMAP(random_state=0).fit_transform(X)
+    except ImportError:
+        print("UMAP skipped: pip install umap-learn")
+
+
 def embedding_methods():
     """(name, function X -> embedding) for IConEmbedding and the installed peers."""
     yield "IConEmbedding (defaults)", lambda X: IConEmbedding(random_state=0).fit_transform(X)
     # scikit-learn's TSNE, hence the defaults, runs 1000 iterations; openTSNE
     # runs 750 (250 exaggerated + 500): the same count compares the engines.
     yield "IConEmbedding (max_iter=750)", lambda X: IConEmbedding(max_iter=750, random_state=0).fit_transform(X)
-    try:
-        from openTSNE import TSNE as OpenTSNE
-
-        yield "openTSNE", lambda X: np.asarray(OpenTSNE(random_state=0, n_jobs=os.cpu_count()).fit(X))
-    except ImportError:
-        print("openTSNE skipped: pip install openTSNE")
-    try:
-        from umap import UMAP
-
-        yield "UMAP", lambda X: UMAP(random_state=0).fit_transform(X)
-    except ImportError:
-        print("UMAP skipped: pip install umap-learn")
+    yield from peer_methods()
 
 
 def raw_pixel_methods():
@@ -72,20 +81,9 @@ def raw_pixel_methods():
     yield "IConEmbedding (pca_components=None: neighbours in the pixels)", lambda X: IConEmbedding(
         pca_components=None, random_state=0
     ).fit_transform(X)
-    try:
-        from openTSNE import TSNE as OpenTSNE
-
-        yield "openTSNE, PCA-50 first (included)", lambda X: np.asarray(
-            OpenTSNE(random_state=0, n_jobs=os.cpu_count()).fit(PCA(50, random_state=0).fit_transform(X))
-        )
-    except ImportError:
-        print("openTSNE skipped: pip install openTSNE")
-    try:
-        from umap import UMAP
-
-        yield "UMAP (pixels)", lambda X: UMAP(random_state=0).fit_transform(X)
-    except ImportError:
-        print("UMAP skipped: pip install umap-learn")
+    yield from peer_methods(
+        "openTSNE, PCA-50 first (included)", lambda X: PCA(50, random_state=0).fit_transform(X), "UMAP (pixels)"
+    )
 
 
 def raw_case():

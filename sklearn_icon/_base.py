@@ -204,8 +204,7 @@ def standardized_tensor(X, standardizer, dtype=torch.float64, device="cpu"):
     dense tensor otherwise."""
     mean, scale = standardizer
     if sp.issparse(X):
-        scaled = sp.csr_matrix(sp.csr_matrix(X, dtype=np.float64).multiply(1.0 / scale[None, :]))
-        return SparseRows.from_scipy(scaled, dtype, device)
+        return SparseRows.from_scipy(sp.csr_matrix(X, dtype=np.float64).multiply(1.0 / scale[None, :]), dtype, device)
     return torch.as_tensor((np.asarray(X, dtype=np.float64) - mean) / scale, dtype=dtype, device=device)
 
 

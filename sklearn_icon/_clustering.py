@@ -27,6 +27,7 @@ from ._backend.affinities.graphs import (
     propagate,
     weight_neighbors,
 )
+from ._backend.affinities.neighbors import to_scipy_csr
 from ._backend.initialization import (
     smoothed_logits,
     soft_kmeans_linear,
@@ -92,13 +93,6 @@ AUTO_BATCH_SIZE = 4096
 def _name(value):
     """A parameter value for a message: its repr, or "a callable"."""
     return "a callable" if callable(value) else repr(value)
-
-
-def _to_scipy(P):
-    """A torch sparse COO matrix as a scipy CSR matrix on the CPU."""
-    P = P.coalesce().cpu()
-    rows, cols = P.indices().numpy()
-    return sp.csr_matrix((P.values().numpy(), (rows, cols)), shape=tuple(P.shape))
 
 
 def _weighted_mean(X, weight, members):
@@ -770,7 +764,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
                 neighbors=self.neighbors,
                 random_state=self.random_state,
             )
-            shown = _to_scipy(P)
+            shown = to_scipy_csr(P)
         else:
             A, shown = self._affinity_graph(X, affinity, device)
             P = normalize_rows(A)
@@ -790,7 +784,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             metric = "precomputed" if affinity == "precomputed_nearest_neighbors" else self.metric
             neighbors = "exact" if metric == "precomputed" else self.neighbors
             A = knn_graph(to_torch(X, device), self.n_neighbors, metric, neighbors, random_state=self.random_state)
-            return A, 0.5 * _to_scipy(A)
+            return A, 0.5 * to_scipy_csr(A)
         n = X.shape[0]
         check_memory(
             8 * n * n,

@@ -287,6 +287,13 @@ def _sparse_rows_nearest(X, n_neighbors, drop_diagonal):
     return values[chosen].reshape(n, n_neighbors), cols[chosen].reshape(n, n_neighbors)
 
 
+def to_scipy_csr(X):
+    """A torch sparse COO matrix as a scipy CSR matrix on the CPU."""
+    X = X.coalesce().cpu()
+    rows, cols = X.indices().numpy()
+    return sp.csr_matrix((X.values().detach().numpy(), (rows, cols)), shape=tuple(X.shape))
+
+
 def _sparse_rows_neighbors(X, n_neighbors, metric, method, random_state, metric_params, n_jobs):
     """Nearest neighbours of sparse feature rows, never densified.
 
@@ -297,9 +304,7 @@ def _sparse_rows_neighbors(X, n_neighbors, metric, method, random_state, metric_
     ``n * nnz`` (the multiply-adds of the sparse products) stays under
     :data:`EXACT_SEARCH_MAX_WORK`.
     """
-    X = X.coalesce()
-    rows, cols = X.indices().cpu().numpy()
-    csr = sp.csr_matrix((X.values().detach().cpu().numpy(), (rows, cols)), shape=tuple(X.shape))
+    csr = to_scipy_csr(X)
     n = csr.shape[0]
     if method == "auto":
         method = "exact" if n * csr.nnz <= EXACT_SEARCH_MAX_WORK else "approximate"

@@ -387,10 +387,10 @@ class InterpolatedStudentTObjective:
         -------
         cross : torch.Tensor or None
             ``sum 2 p log k`` over the shard's edges.
-        pull : list of torch.Tensor or None
-            Per coordinate, the attraction on the shard's rows.
-        push : list of torch.Tensor or None
-            Per coordinate, the attraction on the other ends, for all points.
+        pull : torch.Tensor of shape (last - first, d) or None
+            The attraction on the shard's rows.
+        push : torch.Tensor of shape (n, d) or None
+            The attraction on the other ends, for all points.
         """
         rows, cols, p, first, last, lengths = shard
         if lengths is None:
@@ -412,15 +412,14 @@ class InterpolatedStudentTObjective:
             force = difference.mul_(weight)
             pull.append(torch.segment_reduce(force, "sum", lengths=lengths))
             push.append(torch.zeros_like(column).scatter_add_(0, cols, force))
-        return cross, pull, push
+        return cross, torch.stack(pull, 1), torch.stack(push, 1)
 
     def _planar_shard_terms(self, points, shard, compute_loss, gradient):
         """:meth:`_shard_terms` of a 2-D embedding held as complex numbers ``y_0 + i y_1``.
 
         One gather, subtraction and scatter of 8-byte complex entries does
-        what two passes over the coordinates did (about 20 % less time per
-        edge on a CPU, benchmarks/RESULTS.md). ``pull`` and ``push`` come
-        back as one (rows, 2) and one (n, 2) tensor instead of lists.
+        what two passes over the coordinates did (10-20 % less time per
+        edge on a CPU, benchmarks/RESULTS.md).
         """
         rows, cols, p, first, last, lengths = shard
         if lengths is None:
@@ -457,9 +456,8 @@ class InterpolatedStudentTObjective:
             for (_, pull, push), (_, _, _, first, last, _) in zip(results, self.shards):
                 if pull is None:
                     continue
-                # Per-coordinate lists from the column path, (m, 2) tensors from the planar one.
-                attraction[first:last] += torch.stack(pull, 1) if isinstance(pull, list) else pull
-                attraction -= torch.stack(push, 1) if isinstance(push, list) else push
+                attraction[first:last] += pull
+                attraction -= push
         return cross, attraction
 
     def _base(self, squared):
