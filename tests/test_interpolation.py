@@ -159,6 +159,38 @@ def test_sharded_edges_give_the_same_objective(digits_p, monkeypatch):
     torch.testing.assert_close(sharded_grad, grad, rtol=1e-10, atol=1e-14)
 
 
+def test_points_in_graph_order_give_the_same_objective(digits_p, monkeypatch):
+    import sklearn_icon._backend.objectives.fft as interpolation
+
+    generator = torch.Generator().manual_seed(5)
+    Y = 5.0 * torch.randn((400, 2), generator=generator, dtype=torch.float64)
+    given = InterpolatedStudentTObjective(digits_p, alpha=0.2)
+    monkeypatch.setattr(interpolation, "MIN_EDGES_TO_REORDER", 0)
+    monkeypatch.setattr(interpolation, "_MIN_EDGES_PER_SHARD", 500)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    reordered = InterpolatedStudentTObjective(digits_p, alpha=0.2)
+    assert given.order is None
+    assert torch.equal(torch.sort(reordered.order).values, torch.arange(400))
+    assert torch.equal(reordered.position[reordered.order], torch.arange(400))
+    for exaggeration in (1.0, 4.0):
+        loss, grad = given(Y, exaggeration=exaggeration)
+        reordered_loss, reordered_grad = reordered(Y, exaggeration=exaggeration)
+        assert float(reordered_loss) == pytest.approx(float(loss), rel=1e-12)
+        torch.testing.assert_close(reordered_grad, grad, rtol=1e-10, atol=1e-14)
+
+
+def test_graph_order_brings_neighbours_together():
+    from sklearn_icon._backend.objectives.fft import graph_order
+
+    # A path through 1,000 points, labelled at random: reverse Cuthill-McKee walks it again.
+    labels = torch.randperm(1000, generator=torch.Generator().manual_seed(0))
+    rows, cols = labels[:-1], labels[1:]
+    order, position = graph_order(rows, cols, 1000)
+    assert float((rows - cols).abs().float().mean()) > 100
+    assert torch.equal((position[rows] - position[cols]).abs(), torch.ones(999, dtype=torch.int64))
+    assert torch.equal(order[position], torch.arange(1000))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fft_on_cuda_matches_cpu_quality():
     X, y = load_digits(return_X_y=True)
