@@ -9,7 +9,7 @@ import torch
 from sklearn_icon._backend.affinities.graphs import knn_graph, normalize_rows, propagate
 from sklearn_icon._backend.divergence import mix_uniform
 from sklearn_icon._backend.kernels.cluster import EdgeList, _log_q_blocks, cluster_log_q, cluster_log_q_dense
-from sklearn_icon._backend.objectives.cluster import _sum_log_q_all_pairs, cluster_loss
+from sklearn_icon._backend.objectives.cluster import _sum_log_q_all_pairs, cluster_loss, prepared_cluster_loss
 from sklearn_icon.metrics import cluster_to_class_map, clustering_accuracy
 
 N, C = 25, 4
@@ -83,6 +83,42 @@ def test_sparse_loss_and_gradient_equal_the_dense_reference(setting, degree, alp
         assert abs(float(sparse.detach()) - float(dense.detach())) < 1e-12
         (g_sparse,) = torch.autograd.grad(sparse, log_phi)
         torch.testing.assert_close(g_sparse, g_dense, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("degree", [False, True], ids=["cluster", "cluster_degree"])
+@pytest.mark.parametrize("alpha, alpha_q", [(0.0, 0.0), (0.4, 0.3)])
+def test_prepared_loss_and_gradient_equal_the_dense_reference(setting, degree, alpha, alpha_q):
+    # The propagated P has a symmetric pattern but asymmetric values: the plain kernel's
+    # prepared loss runs on its symmetric part, with the one-product gradient.
+    P, log_phi, log_degree = setting
+    assert not torch.allclose(P.to_dense(), P.to_dense().T)
+    deg = log_degree if degree else None
+    log_phi = log_phi.clone().requires_grad_(True)
+    dense = dense_reference_loss(P, log_phi, alpha, alpha_q, deg)
+    (g_dense,) = torch.autograd.grad(dense, log_phi)
+    prepared = prepared_cluster_loss(P, alpha=alpha, alpha_q=alpha_q, log_degree=deg)(log_phi)
+    assert abs(float(prepared.detach()) - float(dense.detach())) < 1e-12
+    (g_prepared,) = torch.autograd.grad(prepared, log_phi)
+    torch.testing.assert_close(g_prepared, g_dense, atol=1e-12, rtol=1e-10)
+
+
+def test_symmetric_edges_are_used_only_for_a_symmetric_pattern():
+    import sklearn_icon._backend.objectives.cluster as objectives
+
+    built = []
+    original = objectives.EdgeList.from_sparse
+    with pytest.MonkeyPatch.context() as patch:
+        def recording(P, symmetric=False):
+            built.append(symmetric)
+            return original(P, symmetric)
+
+        patch.setattr(objectives.EdgeList, "from_sparse", recording)
+        indices = torch.tensor([[0, 1, 2], [1, 2, 0]])
+        one_way = torch.sparse_coo_tensor(indices, torch.ones(3, dtype=torch.float64), (3, 3))
+        prepared_cluster_loss(one_way)
+        two_way = torch.sparse_coo_tensor(torch.cat([indices, indices.flip(0)], 1), torch.ones(6) / 2, (3, 3))
+        prepared_cluster_loss(two_way.double())
+    assert built == [False, True]
 
 
 @pytest.mark.parametrize("alpha_q", [0.0, 0.3])

@@ -66,17 +66,24 @@ class EdgeList:
     values : torch.Tensor of shape (n_pairs,), optional
         The matrix's entries on the edges: their row and column sums are
         kept as ``row_mass`` and ``col_mass``.
+    symmetric : bool, default=False
+        The values form a symmetric matrix: a product with the transpose is
+        the product itself, and no transposed layout is built.
     """
 
-    def __init__(self, rows, cols, n, values=None):
-        self.rows, self.cols, self.n = rows, cols, n
+    def __init__(self, rows, cols, n, values=None, symmetric=False):
+        self.rows, self.cols, self.n, self.symmetric = rows, cols, n, symmetric
         if values is not None:
             self.row_mass = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, rows, values)
-            self.col_mass = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, cols, values)
+            self.col_mass = (
+                self.row_mass if symmetric
+                else torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, cols, values)
+            )
         self.crow = self._compressed(rows)
-        self.perm = torch.argsort(cols * n + rows)
-        self.crow_t = self._compressed(cols)
-        self.cols_t = rows[self.perm]
+        if not symmetric:
+            self.perm = torch.argsort(cols * n + rows)
+            self.crow_t = self._compressed(cols)
+            self.cols_t = rows[self.perm]
         self._patterns = {}
 
     def _compressed(self, index):
@@ -85,11 +92,11 @@ class EdgeList:
         return crow
 
     @classmethod
-    def from_sparse(cls, P):
-        """The edges of a sparse COO matrix."""
+    def from_sparse(cls, P, symmetric=False):
+        """The edges of a sparse COO matrix (``symmetric``: as in the constructor)."""
         P = P.coalesce()
         rows, cols = P.indices()
-        return cls(rows, cols, P.shape[0], P.values())
+        return cls(rows, cols, P.shape[0], P.values(), symmetric=symmetric)
 
     def dot(self, a, b):
         """``a_i . b_j`` on every edge ``(i, j)``: a sampled dense-dense product, never ``n x n``."""
@@ -108,7 +115,7 @@ class EdgeList:
         """``W @ dense`` (or ``W^T @ dense``) for the matrix ``W`` with these edges and ``values``."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
-            if transpose:
+            if transpose and not self.symmetric:
                 W = torch.sparse_csr_tensor(
                     self.crow_t, self.cols_t, values.index_select(0, self.perm), (self.n, self.n), check_invariants=False
                 )

@@ -131,7 +131,7 @@ class _EdgeCrossEntropy(torch.autograd.Function):
         if log_degree is not None:
             log_psi = log_psi + log_degree[:, None]
         ctx.save_for_backward(a, b, log_psi, weight)
-        ctx.edges = edges
+        ctx.edges, ctx.plain_kernel = edges, log_degree is None
         return total
 
     @staticmethod
@@ -139,7 +139,11 @@ class _EdgeCrossEntropy(torch.autograd.Function):
         a, b, log_psi, weight = ctx.saved_tensors
         edges = ctx.edges
         anchor = a * edges.product(weight, b)
-        neighbor = b * edges.product(weight, a, transpose=True)
+        if edges.symmetric and ctx.plain_kernel:
+            # q is symmetric and so are p's edges: the neighbour's share is the anchor's.
+            neighbor = anchor
+        else:
+            neighbor = b * edges.product(weight, a, transpose=True)
         mass = log_psi.exp() * anchor.sum(0)
         return grad * (anchor + neighbor - mass), None, None, None, None
 
@@ -217,8 +221,17 @@ def prepared_cluster_loss(P, *, alpha=0.0, alpha_q=0.0, log_degree=None, row_wei
     P = P.coalesce()
     n = P.shape[0]
     if row_weight is None:
-        edges = EdgeList.from_sparse(P)
         entropy = debiased_entropy((1.0 - alpha) * P.values(), alpha / n, n * n)
+        edges = None
+        if log_degree is None:
+            # The plain kernel's q is symmetric, so sum p log q = sum s log q for s = (p + p^T) / 2,
+            # and on s's symmetric edges one product gives the gradient where p's need two.
+            # A pattern that is not symmetric would gain edges: it is kept as it is.
+            symmetric = (0.5 * (P + P.t())).coalesce()
+            if symmetric._nnz() == P._nnz():
+                P, edges = symmetric, EdgeList.from_sparse(symmetric, symmetric=True)
+        if edges is None:
+            edges = EdgeList.from_sparse(P)
     else:
         if alpha > 0:
             raise ValueError("Row weights need alpha=0: the uniform part of debiasing has no weighted form here.")
