@@ -322,7 +322,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         end and the lowest final loss is kept.
     max_iter : int, default=1000
         Adam steps per restart, at most.
-    tol : float, default=1e-4
+    tol : float, default=3e-4
         A restart has converged when its loss, read every 10 steps (every
         50 with mini-batches, averaged over them), has improved by less
         than ``tol`` times its size since the last reading. A fit whose
@@ -482,7 +482,7 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         init="auto",
         n_init=DEFAULT_N_INIT,
         max_iter=1000,
-        tol=1e-4,
+        tol=3e-4,
         copy_x=True,
         batch_size="auto",
         learning_rate=0.05,

@@ -121,6 +121,27 @@ def test_symmetric_edges_are_used_only_for_a_symmetric_pattern():
     assert built == [False, True]
 
 
+def test_symmetric_edge_gradient_keeps_the_floor_of_the_two_product_one(setting):
+    # An edge between points that share no cluster to e^-1000: its q is floored and its
+    # gradient dropped. The one-product gradient on p's symmetric part must do what the
+    # two-product gradient on p's own edges does there.
+    P, log_phi, _ = setting
+    rows, cols = P.indices()
+    i, j = int(rows[0]), int(cols[0])
+    log_phi = log_phi.clone()
+    log_phi[i] = torch.tensor([0.0, -1000.0, -1000.0, -1000.0])
+    log_phi[j] = torch.tensor([-1000.0, 0.0, -1000.0, -1000.0])
+    log_phi.requires_grad_(True)
+    two_products = cluster_loss(P, log_phi, edges=EdgeList.from_sparse(P))
+    (expected,) = torch.autograd.grad(two_products, log_phi)
+    one_product = prepared_cluster_loss(P)(log_phi)
+    # The floored pair's loss term is a convention (either direction's shifted product is
+    # floored), so the values are only both finite.
+    assert math.isfinite(float(one_product.detach())) and math.isfinite(float(two_products.detach()))
+    (got,) = torch.autograd.grad(one_product, log_phi)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-10)
+
+
 @pytest.mark.parametrize("alpha_q", [0.0, 0.3])
 def test_all_pairs_term_matches_autograd_where_q_underflows(alpha_q):
     # Points 0 and 1 sit in different clusters with e^-1000 of the other:

@@ -42,9 +42,17 @@ def _factors(log_phi, log_degree):
     ``j``'s assignment to ``i``'s top cluster is ``e^-87`` below its own top
     one, and is then floored at the smallest normal float.
     """
+    return shifted_factors(log_phi, log_neighbor_factor(log_phi, log_degree))
+
+
+def log_neighbor_factor(log_phi, log_degree=None):
+    """``log psi``, the neighbour factor ``psi_jc = phi_jc d_j / M_c`` of ``q(j|i) = sum_c phi_ic psi_jc``."""
     log_psi = log_phi - log_cluster_mass(log_phi, log_degree)
-    if log_degree is not None:
-        log_psi = log_psi + log_degree[:, None]
+    return log_psi if log_degree is None else log_psi + log_degree[:, None]
+
+
+def shifted_factors(log_phi, log_psi):
+    """:func:`_factors` from ``log phi`` and ``log psi`` already computed."""
     shift_a = log_phi.amax(dim=1, keepdim=True)
     shift_b = log_psi.amax(dim=1, keepdim=True)
     return (log_phi - shift_a).exp(), shift_a[:, 0], (log_psi - shift_b).exp(), shift_b[:, 0]

@@ -16,7 +16,14 @@ import torch.nn.functional as F
 
 from ..affinities.neighbors import kernel_input_distances
 from ..divergence import debiased_entropy, mix_uniform
-from ..kernels.cluster import EdgeList, _factors, _log_q_blocks, cluster_log_q, log_cluster_mass
+from ..kernels.cluster import (
+    EdgeList,
+    _factors,
+    _log_q_blocks,
+    cluster_log_q,
+    log_neighbor_factor,
+    shifted_factors,
+)
 
 #: ``softplus`` is linear past this; ``e^-40`` is below float64's resolution of 1.
 _SOFTPLUS_THRESHOLD = 40.0
@@ -113,10 +120,13 @@ class _EdgeCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, log_phi, log_degree, p, edges, alpha_q):
-        a, shift_a, b, shift_b = _factors(log_phi, log_degree)
+        log_psi = log_neighbor_factor(log_phi, log_degree)
+        a, shift_a, b, shift_b = shifted_factors(log_phi, log_psi)
         dot = edges.dot(a, b)
-        floored = dot < torch.finfo(dot.dtype).tiny
-        log_dot = dot.clamp_min(torch.finfo(dot.dtype).tiny).log_()
+        tiny = torch.finfo(dot.dtype).tiny
+        # One reduction finds whether the floor holds anywhere; the mask is built only then.
+        floored = dot < tiny if float(dot.min()) < tiny else None
+        log_dot = dot.clamp_min(tiny).log_()
         weight = p / dot
         if alpha_q > 0:
             log_q = log_dot + shift_a.index_select(0, edges.rows) + shift_b.index_select(0, edges.cols)
@@ -125,11 +135,9 @@ class _EdgeCrossEntropy(torch.autograd.Function):
             total = (p * mixed).sum()
         else:
             # The shifts leave the edges: sum_e p_e (s_i + t_j) is two dot products with p's margins.
-            total = (p * log_dot).sum() + edges.row_mass @ shift_a + edges.col_mass @ shift_b
-        weight.masked_fill_(floored, 0.0)
-        log_psi = log_phi - log_cluster_mass(log_phi, log_degree)
-        if log_degree is not None:
-            log_psi = log_psi + log_degree[:, None]
+            total = torch.dot(p, log_dot) + edges.row_mass @ shift_a + edges.col_mass @ shift_b
+        if floored is not None:
+            weight.masked_fill_(floored, 0.0)
         ctx.save_for_backward(a, b, log_psi, weight)
         ctx.edges, ctx.plain_kernel = edges, log_degree is None
         return total
