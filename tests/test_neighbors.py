@@ -48,6 +48,25 @@ def test_pair_distances_match_the_matrix_form():
         torch.testing.assert_close(pair_distances(A, B, metric), kernel_input_distances(A, B, metric).diagonal())
 
 
+@pytest.mark.parametrize(
+    "metric, offset, scale",
+    # (Cosine distances far from the origin are all about 1e-11, below float64's own resolution of them.)
+    [("euclidean", 0.0, 1.0), ("euclidean", 1e6, 1.0), ("euclidean", 0.0, 1e30), ("cosine", 0.0, 1.0), ("cosine", 0.0, 1e30)],
+)
+def test_float32_ranking_finds_the_float64_neighbours(digits, metric, offset, scale):
+    # The float64 search ranks by a float32 product and re-ranks in float64: its
+    # neighbours are those of the float64 distance matrix, also far from the origin
+    # (centred first) and at scales whose float32 squares would overflow.
+    X = torch.as_tensor(digits[0][:600]) * scale + offset
+    dist, idx = nearest_neighbors(X, 12, metric)
+    reference = kernel_input_distances(X, X, metric)
+    reference.fill_diagonal_(float("inf"))
+    expected = torch.sort(reference, dim=1).values[:, :12]
+    torch.testing.assert_close(dist, expected, rtol=1e-9, atol=0.0)
+    torch.testing.assert_close(reference.gather(1, idx), dist, rtol=1e-9, atol=0.0)
+    assert not bool((idx == torch.arange(600)[:, None]).any())
+
+
 def test_auto_is_exact_for_small_data(digits):
     X = torch.as_tensor(digits[0])
     exact = nearest_neighbors(X, 10)
