@@ -106,6 +106,54 @@ def test_auto_batch_size_switches_on_size_and_configuration():
     assert IConClustering(batch_size=None)._batch_size(10**6) is None
 
 
+def test_auto_mapper_is_an_mlp_exactly_where_mini_batches_train_from_weights():
+    import scipy.sparse as sp
+
+    from sklearn_icon._clustering import FULL_BATCH_MAX_SAMPLES
+
+    small, large = np.zeros((FULL_BATCH_MAX_SAMPLES, 3)), np.zeros((FULL_BATCH_MAX_SAMPLES + 1, 3))
+    assert IConClustering()._mapper_choice(small) == "linear"
+    assert IConClustering()._mapper_choice(large) == "mlp"
+    assert IConClustering(batch_size=None)._mapper_choice(large) == "linear"
+    assert IConClustering(batch_size=64)._mapper_choice(small) == "mlp"
+    # Centres start a linear map; sparse rows keep the linear map they were measured with.
+    assert IConClustering(init="k-means++")._mapper_choice(large) == "linear"
+    assert IConClustering()._mapper_choice(sp.csr_matrix(large)) == "linear"
+    assert IConClustering(affinity="precomputed")._mapper_choice(large) == "table"
+    assert IConClustering(mapper="linear")._mapper_choice(large) == "linear"
+    X, _ = make_blobs(n_samples=300, centers=3, random_state=0)
+    model = IConClustering(n_clusters=3, batch_size=64, max_iter=20, tol=0, random_state=0, device="cpu").fit(X)
+    assert isinstance(model.mapper_, torch.nn.Sequential)
+
+
+def test_noisy_readings_converge_only_after_three_stale_checks():
+    from sklearn_icon._backend.objectives.cluster import ExactClusterObjective, SampledClusterObjective
+    from sklearn_icon._backend.training import train_assignments
+
+    class Constant:
+        """A loss that never improves: converged at the first check that fails to beat the best."""
+
+        check_every, noisy = 1, False
+
+        def __init__(self, patience):
+            self.patience = patience
+
+        def step(self, model):
+            return (model.weight * 0.0).sum() + 1.0
+
+        def final(self, model):
+            return 1.0
+
+    assert (ExactClusterObjective.patience, SampledClusterObjective.patience) == (1, 3)
+    for patience in (1, 3):
+        model = torch.nn.Linear(2, 2)
+        result = train_assignments(
+            model, Constant(patience), max_iter=50, learning_rate=0.1, weight_decay=0.0, tol=1e-4
+        )
+        # The first check sets the best; then `patience` checks in a row fail to improve on it.
+        assert result.converged and result.n_iter == 1 + patience
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("batch_size", [None, 512])
 def test_cuda_fit_matches_cpu_quality_and_keeps_state_on_cpu(batch_size):

@@ -340,7 +340,7 @@ def train_assignments(
         weight_decay=weight_decay,
         check_every=objective.check_every,
         average=objective.noisy,
-        stopping=StoppingRules(tol=tol, patience=1, relative=True) if tol > 0 else None,
+        stopping=StoppingRules(tol=tol, patience=objective.patience, relative=True) if tol > 0 else None,
         final_loss=lambda: objective.final(model),
         resume=resume,
         verbose=verbose,

@@ -367,6 +367,8 @@ class ExactClusterObjective:
 
     #: Iterations between convergence checks; the exact loss is cheap to read at any step.
     check_every = 10
+    #: Checks in a row without enough improvement that make a restart converged.
+    patience = 1
     #: Every step's loss is the exact one.
     noisy = False
 
@@ -414,6 +416,9 @@ class SampledClusterObjective:
 
     #: Iterations between convergence checks, over which the batches' losses are averaged.
     check_every = 50
+    #: Checks in a row without enough improvement that make a restart converged: one
+    #: average of noisy estimates can stall while the fit still improves.
+    patience = 3
     #: A step's loss is one batch's estimate.
     noisy = True
 
