@@ -19,7 +19,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._backend.affinities.neighbors import METRICS, NEIGHBOR_METHODS, TORCH_METRICS, is_torch_metric
+from ._backend.initialization import principal_axes
 from ._backend.mappers import SparseRows
+from ._backend.optim import announce
 
 DEVICE_CONSTRAINT = [StrOptions({"auto", "cpu", "cuda"})]
 
@@ -368,3 +370,52 @@ def encode_shared_labels(values, name, unlabelled=-1):
         "Label fewer samples (mark the others -1) or split large classes.",
     )
     return codes
+
+
+#: ``pca_components="auto"``: with more than ``PCA_AUTO_MIN_FEATURES`` features (and what each estimator
+#: asks besides), the first ``PCA_AUTO_COMPONENTS`` principal components (TSNE's and openTSNE's advice).
+PCA_AUTO_MIN_FEATURES = 100
+PCA_AUTO_COMPONENTS = 50
+
+
+def principal_projection(X, pca_components, eligible, *, verbose=0, prefix="", purpose="Searching neighbours"):
+    """``(mean, axes)`` of the principal components ``pca_components`` asks for on ``X``, or None.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+    pca_components : "auto", int or None
+        ``auto``: :data:`PCA_AUTO_COMPONENTS` when ``eligible`` and ``X``
+        has more than :data:`PCA_AUTO_MIN_FEATURES` features (and more
+        samples than components); an int: that many; None: no projection.
+    eligible : str or None
+        None when the estimator's configuration can work in components; else
+        why not, which makes an explicit number an error and ``auto`` none.
+    verbose : int, default=0
+    prefix, purpose : str
+        The progress line's estimator name and what the components are for.
+
+    Raises
+    ------
+    ValueError
+        If an explicit number exceeds ``min(n_samples, n_features)`` or the
+        configuration cannot use components.
+    """
+    if pca_components is None:
+        return None
+    n_samples, n_features = X.shape
+    if pca_components == "auto":
+        if eligible is not None or n_features <= PCA_AUTO_MIN_FEATURES or n_samples <= PCA_AUTO_COMPONENTS:
+            return None
+        n_kept = PCA_AUTO_COMPONENTS
+    else:
+        if eligible is not None:
+            raise ValueError(f"pca_components={pca_components} projects features, but {eligible}; use pca_components=None.")
+        n_kept = pca_components
+        if n_kept > min(n_samples, n_features):
+            raise ValueError(
+                f"pca_components={n_kept} must be at most min(n_samples, n_features) = {min(n_samples, n_features)}."
+            )
+    data = torch.as_tensor(X.toarray() if sp.issparse(X) else np.asarray(X), dtype=torch.float64)
+    announce(verbose, prefix, f"{purpose} in the first {n_kept} principal components of the {n_features} features...")
+    return data.mean(0), principal_axes(data, n_kept)

@@ -17,7 +17,6 @@ from ._backend.distributed import ProcessGroupShard
 from ._backend.initialization import (
     padded_principal_axes,
     pca_table,
-    principal_axes,
     random_table,
     table_learning_rates,
 )
@@ -28,7 +27,6 @@ from ._backend.objectives.exact import DistanceKernelObjective, exact_buffers
 from ._backend.objectives.fft import MAX_DIMENSIONS, InterpolatedStudentTObjective
 from ._backend.objectives.placement import placement_objective
 from ._backend.objectives.sampled import SampledNeighborLoss
-from ._backend.optim import announce
 from ._backend.training import (
     standardized_augmentation,
     train_mapper,
@@ -45,6 +43,7 @@ from ._base import (
     has_negative_entry,
     keep_state_on_failure,
     make_generator,
+    principal_projection,
     resolve_device,
     to_torch,
     torch_threads,
@@ -85,10 +84,6 @@ def barnes_hut_grid(angle):
 TABLE_MAX_ITER = 750
 ADAM_MAX_ITER = 1000
 
-#: ``pca_components="auto"``: with more than ``PCA_AUTO_MIN_FEATURES`` features and a Euclidean metric, the
-#: neighbour search runs in the first ``PCA_AUTO_COMPONENTS`` principal components (TSNE's and openTSNE's advice).
-PCA_AUTO_MIN_FEATURES = 100
-PCA_AUTO_COMPONENTS = 50
 
 
 #: openTSNE's ``transform``: new points start at the median embedding of
@@ -609,39 +604,16 @@ class IConEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseNeig
             If an explicit number exceeds ``min(n_samples, n_features)``,
             or the input has no features to project (a precomputed matrix).
         """
-        if self.pca_components is None:
-            return None
-        n_samples, n_features = X.shape
-        if self.pca_components == "auto":
-            eligible = (
-                not self._precomputed_input
-                and self.supervisory not in ("precomputed", "identity")
-                and isinstance(self.metric, str)
-                and self.metric in ("euclidean", "sqeuclidean")
-                and n_features > PCA_AUTO_MIN_FEATURES
-                and n_samples > PCA_AUTO_COMPONENTS
-            )
-            if not eligible:
-                return None
-            n_kept = PCA_AUTO_COMPONENTS
+        if self._precomputed_input or self.supervisory in ("precomputed", "identity"):
+            obstacle = "X is a precomputed matrix here"
+        elif not (isinstance(self.metric, str) and self.metric in ("euclidean", "sqeuclidean")):
+            # Only "auto" asks for the Euclidean metric; an explicit number projects for any.
+            obstacle = None if self.pca_components != "auto" else "the metric is not Euclidean"
         else:
-            if self._precomputed_input or self.supervisory in ("precomputed", "identity"):
-                raise ValueError(
-                    f"pca_components={self.pca_components} projects features, but X is a precomputed matrix here; "
-                    "use pca_components=None."
-                )
-            n_kept = self.pca_components
-            if n_kept > min(n_samples, n_features):
-                raise ValueError(
-                    f"pca_components={n_kept} must be at most min(n_samples, n_features) = "
-                    f"{min(n_samples, n_features)}."
-                )
-        data = torch.as_tensor(X.toarray() if sp.issparse(X) else np.asarray(X), dtype=torch.float64)
-        announce(
-            self.verbose, type(self).__name__,
-            f"Searching neighbours in the first {n_kept} principal components of the {n_features} features...",
+            obstacle = None
+        return principal_projection(
+            X, self.pca_components, obstacle, verbose=self.verbose, prefix=type(self).__name__
         )
-        return data.mean(0), principal_axes(data, n_kept)
 
     def _neighbor_space(self, X, device):
         """``X`` as the neighbour search sees it: projected by the fitted components, if any, as float64 on ``device``."""

@@ -205,3 +205,46 @@ def test_table_mapper_has_no_predict():
 def test_bad_input_gives_a_clear_error(params, X, message):
     with pytest.raises((ValueError, TypeError), match=message):
         IConClustering(**{**FAST, **params}).fit(X)
+
+
+def _wide_digits():
+    """Digits with 192 features, so that ``pca_components="auto"`` projects them."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    return np.hstack([X, X[:, ::-1], 0.5 * X]), y
+
+
+def test_auto_components_are_pca_then_cluster():
+    X, _ = _wide_digits()
+    params = dict(n_clusters=10, random_state=0, max_iter=60, tol=0, device="cpu")
+    projected = IConClustering(**params).fit(X)
+    mean, axes = projected._feature_pca
+    assert axes.shape == (192, 50)
+    by_hand = IConClustering(pca_components=None, **params).fit((X - mean) @ axes)
+    assert by_hand._feature_pca is None
+    np.testing.assert_array_equal(projected.labels_, by_hand.labels_)
+    np.testing.assert_array_equal(projected.predict(X[:50]), by_hand.predict((X[:50] - mean) @ axes))
+    # Centres, inertia and distances stay in X's own space.
+    assert projected.cluster_centers_.shape == (10, 192)
+    np.testing.assert_allclose(
+        projected.transform(X[:5]), np.linalg.norm(X[:5, None, :] - projected.cluster_centers_[None], axis=-1)
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(init="k-means++"), dict(metric="cosine"), dict(affinity="rbf", gamma=1e-4), dict(pca_components=None)],
+)
+def test_auto_components_only_where_the_fit_can_work_in_them(params):
+    X, _ = _wide_digits()
+    model = IConClustering(n_clusters=5, random_state=0, max_iter=5, tol=0, device="cpu", **params).fit(X[:200])
+    assert model._feature_pca is None
+    assert model.predict(X[:3]).shape == (3,)
+
+
+def test_explicit_components_name_what_stands_in_their_way():
+    X, _ = _wide_digits()
+    with pytest.raises(ValueError, match="pca_components=20 projects features, but init centres live in X's space"):
+        IConClustering(n_clusters=5, init="k-means++", pca_components=20).fit(X[:200])
+    with pytest.raises(ValueError, match=r"pca_components=500 must be at most min\(n_samples, n_features\) = 192"):
+        IConClustering(n_clusters=5, pca_components=500).fit(X[:300])
