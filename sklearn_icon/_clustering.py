@@ -352,9 +352,9 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
         the anchors. Memory and time per step no longer depend on the
         walks, which makes large data feasible; needs
         ``propagation="sum"`` and ``learned="cluster"``. ``"auto"``: None
-        up to 2000 samples or when those do not hold, 4096 beyond (which
-        clusters MNIST-70k in about a minute on two CPU cores with
-        ``mapper="mlp"``; see the scaling page).
+        up to 2000 samples or when those do not hold, 4096 beyond (with
+        the MLP mapper ``auto`` then picks, MNIST-70k's pixels cluster in
+        about 30 s on two CPU cores; see the scaling page).
     learning_rate : float, default=0.05
         Adam's step size.
     weight_decay : float, default=0.0
