@@ -67,7 +67,9 @@ def test_n_init_auto_runs_one_restart_with_given_centres(blobs, monkeypatch):
     model = IConClustering(n_clusters=3, init=centres, n_init="auto", **FAST).fit(X)
     IConClustering(n_clusters=3, n_init="auto", **FAST).fit(X)
     IConClustering(n_clusters=3, init="k-means++", n_init="auto", **FAST).fit(X)
-    assert seen == [1, clustering.DEFAULT_N_INIT, clustering.DEFAULT_N_INIT]
+    IConClustering(n_clusters=3, batch_size=32, **{**FAST, "max_iter": 5}).fit(X)
+    assert seen == [1, clustering.DEFAULT_N_INIT, clustering.DEFAULT_N_INIT, clustering.MINIBATCH_N_INIT]
+    assert IConClustering().n_init == "auto"
     assert adjusted_rand_score(y, model.labels_) > 0.9
 
 
