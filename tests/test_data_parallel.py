@@ -37,6 +37,10 @@ def _worker(rank, world_size, port, path):
             np.savez(path, first_loss=first.loss_curve_[0], embedding=full.embedding_)
         else:
             np.savez(f"{path}.rank{rank}.npz", embedding=full.embedding_)
+        # Both ranks reach the teardown together: a rank that destroys the group while the
+        # other still talks to it can abort in gloo's threads ("terminate called without an
+        # active exception", SIGABRT, seen on CI machines now and then).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
