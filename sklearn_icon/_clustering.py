@@ -160,6 +160,14 @@ def spectral_coordinates(affinity, n_components, random_state):
     return vectors * inverse_root[:, None]
 
 
+def _projected(X, projection):
+    """``X`` centred and projected onto the fitted principal axes ``projection = (mean, axes)``, or as it is (None)."""
+    if projection is None:
+        return X
+    mean, axes = projection
+    return (np.asarray(X, dtype=np.float64) - mean) @ axes
+
+
 def _is_inductive(estimator):
     return estimator._mapper_choice() != "table"
 
@@ -949,10 +957,9 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             X, self.pca_components, self._projection_obstacle(X), verbose=self.verbose,
             prefix=type(self).__name__, purpose="Clustering",
         )
-        model_features = features
         if projection is not None:
             projection = tuple(part.numpy() for part in projection)
-            model_features = (features - projection[0]) @ projection[1]
+        model_features = _projected(features, projection)
         reverse = self.divergence == "reverse"
         if reverse:
             P = log_degree = affinity_matrix = None
@@ -1099,16 +1106,10 @@ class IConClustering(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterM
             return "a callable mapper is built for X's features"
         return None
 
-    def _features_for_model(self, X):
-        """``X`` projected as ``_feature_pca`` says (or as it is)."""
-        projection = getattr(self, "_feature_pca", None)
-        if projection is None:
-            return X
-        mean, axes = projection
-        return (np.asarray(X, dtype=np.float64) - mean) @ axes
-
     def _logits(self, X):
-        return apply_mapper(self.mapper_, self._standardizer, self._features_for_model(X))
+        # A model from before pca_components has no fitted projection: it maps X itself.
+        projected = _projected(X, getattr(self, "_feature_pca", None))
+        return apply_mapper(self.mapper_, self._standardizer, projected)
 
     def _kept_logits(self, X):
         check_is_fitted(self, "labels_")

@@ -85,7 +85,6 @@ TABLE_MAX_ITER = 750
 ADAM_MAX_ITER = 1000
 
 
-
 #: openTSNE's ``transform``: new points start at the median embedding of
 #: this many nearest reference points.
 PLACEMENT_NEAREST = 25

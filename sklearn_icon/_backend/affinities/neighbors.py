@@ -93,20 +93,28 @@ FLOAT32_RANKED_METRICS = ("euclidean", "sqeuclidean", "cosine")
 RERANK_MARGIN = 8
 
 
-def _rerank(X, start, stop, candidates, n_neighbors, metric):
-    """The ``n_neighbors`` nearest of each row's candidates by distances computed directly in ``X``'s dtype.
+def _rerank(rows, references, candidates, n_neighbors, metric):
+    """The ``n_neighbors`` nearest of each row's candidates, by distances computed directly row by row.
+
+    Parameters
+    ----------
+    rows : torch.Tensor of shape (m, n_features)
+    references : torch.Tensor of shape (n_ref, n_features)
+    candidates : torch.Tensor of shape (m, n_candidates)
+        Indices into ``references``, at least ``n_neighbors`` per row.
+    n_neighbors : int
+    metric : one of :data:`TORCH_METRICS`
 
     Returns
     -------
-    dist : torch.Tensor of shape (stop - start, n_neighbors)
-        Kernel inputs, ascending per row.
-    idx : torch.Tensor of shape (stop - start, n_neighbors)
+    dist : torch.Tensor of shape (m, n_neighbors)
+        Kernel inputs, ascending per row (ties in candidate order).
+    idx : torch.Tensor of shape (m, n_neighbors)
     """
-    rows = X[start:stop]
-    step = max(1, SEARCH_BLOCK_ELEMENTS // max(1, candidates.shape[1] * X.shape[1]))
+    step = max(1, SEARCH_BLOCK_ELEMENTS // max(1, candidates.shape[1] * rows.shape[1]))
     exact = torch.cat(
         [
-            pair_distances(rows[a : a + step, None, :], X[candidates[a : a + step]], metric)
+            pair_distances(rows[a : a + step, None, :], references[candidates[a : a + step]], metric)
             for a in range(0, rows.shape[0], step)
         ]
     )
@@ -213,7 +221,7 @@ def nearest_neighbors(
         block[rows - start, rows] = math.inf
         if reranked:
             _, candidates = torch.topk(block, n_candidates, dim=1, largest=False, sorted=False)
-            d, i = _rerank(X, start, stop, candidates, n_neighbors, metric)
+            d, i = _rerank(X[start:stop], X, candidates, n_neighbors, metric)
         else:
             d, i = torch.topk(block, n_neighbors, dim=1, largest=False, sorted=True)
             d = finish(d, start, stop)
@@ -259,13 +267,7 @@ def reference_neighbors(Q, R, n_neighbors, metric="euclidean", metric_params=Non
             # The block's matrix product rounds a row's distances depending
             # on the rows beside it: the kept ones are recomputed row by row,
             # so that a query's neighbourhood depends on that query alone.
-            rows = Q[start : start + block_size]
-            step = max(1, 2**24 // max(1, n_neighbors * rows.shape[1]))
-            d = torch.cat(
-                [pair_distances(rows[a : a + step, None, :], R[i[a : a + step]], metric) for a in range(0, len(rows), step)]
-            )
-            d, order = torch.sort(d, dim=1, stable=True)
-            i = torch.gather(i, 1, order)
+            d, i = _rerank(Q[start : start + block_size], R, i, n_neighbors, metric)
         dists.append(d)
         idxs.append(i)
     return torch.cat(dists), torch.cat(idxs)
